@@ -1,0 +1,130 @@
+"""Settings resolve in one place: explicit argument, then STAGELOG_* variable, then default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from logging_backend.errors import ConfigError
+
+# Each variable with its default; docs/architecture.md lists them for users.
+HOME = "STAGELOG_HOME"  # default: ./.stagelog
+DSN = "STAGELOG_DSN"  # default: chdb://<home>/clickhouse
+GRPC_PORT = "STAGELOG_GRPC_PORT"  # default: 8001
+HTTP_PORT = "STAGELOG_HTTP_PORT"  # default: 8000
+METRICS_PORT = "STAGELOG_METRICS_PORT"  # default: 8002
+TRITONSERVER = "STAGELOG_TRITONSERVER"  # default: PATH, then the nvidia-pytriton wheel
+LOGGING = "STAGELOG_LOGGING"  # default: on
+FLUSH_MS = "STAGELOG_FLUSH_MS"  # default: 100
+SPOOL_BUDGET_MB = "STAGELOG_SPOOL_BUDGET_MB"  # default: 1024
+DEVICE = "STAGELOG_DEVICE"  # default: auto
+TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _raw(name: str, explicit: object | None) -> str | None:
+    if explicit is not None:
+        return str(explicit)
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def get_str(name: str, default: str, explicit: object | None = None) -> str:
+    """Return a string setting."""
+    value = _raw(name, explicit)
+    return default if value is None else value
+
+
+def get_int(name: str, default: int, explicit: object | None = None, minimum: int = 0) -> int:
+    """Return an integer setting, failing with a message naming the variable."""
+    value = _raw(name, explicit)
+    if value is None:
+        return default
+    try:
+        parsed = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not an integer") from None
+    if parsed < minimum:
+        raise ConfigError(f"{name}={value!r} must be >= {minimum}")
+    return parsed
+
+
+def get_bool(name: str, default: bool, explicit: object | None = None) -> bool:
+    """Return an on/off setting (on/off, true/false, 1/0, yes/no)."""
+    if isinstance(explicit, bool):
+        return explicit
+    value = _raw(name, explicit)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "on", "true", "yes"):
+        return True
+    if lowered in ("0", "off", "false", "no"):
+        return False
+    raise ConfigError(f"{name}={value!r} is not one of on/off, true/false, 1/0, yes/no")
+
+
+def get_choice(name: str, default: str, choices: tuple[str, ...], explicit: object | None = None) -> str:
+    """Return a setting that must be one of ``choices``."""
+    value = get_str(name, default, explicit).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting stagelog reads, resolved once."""
+
+    home: Path
+    dsn: str
+    grpc_port: int
+    http_port: int
+    metrics_port: int
+    logging: bool
+    flush_ms: int
+    spool_budget_mb: int
+    device: str
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where stage processes write segments and the collector reads them."""
+        return self.home / "spool"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Server and collector logs."""
+        return self.home / "logs"
+
+    @property
+    def pids_dir(self) -> Path:
+        """One pid file per process the launcher started."""
+        return self.home / "pids"
+
+
+def load(
+    home: str | Path | None = None,
+    dsn: str | None = None,
+    grpc_port: int | None = None,
+    http_port: int | None = None,
+    metrics_port: int | None = None,
+    logging: bool | None = None,
+    flush_ms: int | None = None,
+    spool_budget_mb: int | None = None,
+    device: str | None = None,
+) -> Settings:
+    """Resolve settings: explicit argument, then environment, then default."""
+    home_path = Path(get_str(HOME, ".stagelog", home)).expanduser().resolve()
+    return Settings(
+        home=home_path,
+        dsn=get_str(DSN, f"chdb://{home_path / 'clickhouse'}", dsn),
+        grpc_port=get_int(GRPC_PORT, 8001, grpc_port, minimum=1),
+        http_port=get_int(HTTP_PORT, 8000, http_port, minimum=1),
+        metrics_port=get_int(METRICS_PORT, 8002, metrics_port, minimum=1),
+        logging=get_bool(LOGGING, True, logging),
+        flush_ms=get_int(FLUSH_MS, 100, flush_ms, minimum=1),
+        spool_budget_mb=get_int(SPOOL_BUDGET_MB, 1024, spool_budget_mb, minimum=1),
+        device=get_choice(DEVICE, "auto", ("auto", "cpu", "gpu"), device),
+    )

@@ -1,0 +1,21 @@
+"""The exception hierarchy of stagelog: one base class, one subclass per kind of failure."""
+
+
+class StagelogError(Exception):
+    """Base class of every error stagelog raises on purpose."""
+
+
+class ConfigError(StagelogError):
+    """Raised when a setting (argument or STAGELOG_* variable) cannot be parsed."""
+
+
+class LauncherError(StagelogError):
+    """Raised when the stack cannot be started, found or stopped."""
+
+
+class StoreError(StagelogError):
+    """Raised when ClickHouse cannot be reached or rejects a statement."""
+
+
+class SpoolError(StagelogError):
+    """Raised when a spool segment cannot be written or read back."""
