@@ -2,11 +2,126 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, NoReturn
+
 import typer
 
-app = typer.Typer(help="Log every arrow of a Triton pipeline into ClickHouse.", no_args_is_help=True)
+from logging_backend.errors import StagelogError
+
+app = typer.Typer(
+    help="Log every arrow of a Triton pipeline into ClickHouse.", no_args_is_help=True
+)
 
 # Commands are added below, one section per owning module (see docs/architecture.md).
+
+
+# --------------------------------------------------------------------------- up / down / status
+# Owner: the launcher (logging_backend/launcher.py).
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="State directory (default: $STAGELOG_HOME or ./.stagelog)."),
+]
+
+
+def _die(exc: Exception) -> NoReturn:
+    """Print a stagelog error as one plain message and exit 1 (no traceback)."""
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def up(
+    home: HomeOption = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 8001).")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (default 8000).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Metrics port (default 8002).")] = None,
+    no_logging: Annotated[
+        bool, typer.Option("--no-logging", help="Serve the same models, instrumentation off.")
+    ] = False,
+    model_repository: Annotated[
+        Path | None, typer.Option(help="Model repository (default: the repo's model_repository).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 120.0,
+    extra_triton_arg: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra tritonserver argument, repeatable (e.g. --trace-config=...)."),
+    ] = None,
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help="Run the stages on the GPU (STAGELOG_DEVICE=gpu).")
+    ] = False,
+) -> None:
+    """Start the collector and Triton in the background; return once `pipeline` is ready."""
+    from logging_backend import config, launcher
+
+    try:
+        settings = config.load(
+            home=home,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            metrics_port=metrics_port,
+            logging=False if no_logging else None,
+            device="gpu" if gpu else None,
+        )
+        stack = launcher.up(
+            settings,
+            model_repository=model_repository,
+            timeout=timeout,
+            extra_triton_args=extra_triton_arg or (),
+        )
+    except StagelogError as exc:
+        _die(exc)
+    logging_state = "on" if stack.logging else "off"
+    typer.echo(
+        f"ready: tritonserver {stack.triton_version} (pid {stack.triton_pid}) "
+        f"gRPC {stack.grpc_url}, HTTP {stack.http_url}, metrics 127.0.0.1:{stack.metrics_port}; "
+        f"logging {logging_state}"
+    )
+    if stack.collector_pid:
+        typer.echo(f"collector pid {stack.collector_pid}, queries at {stack.query_url}")
+    typer.echo(f"home {stack.home}; stop with: stagelog down --home {stack.home}")
+
+
+@app.command()
+def down(home: HomeOption = None) -> None:
+    """Stop what `up` started in this home: Triton first, then the collector (it drains)."""
+    from logging_backend import config, launcher
+
+    try:
+        stopped = launcher.down(config.load(home=home))
+    except StagelogError as exc:
+        _die(exc)
+    if not stopped:
+        typer.echo("nothing was running")
+    for name, pid in stopped.items():
+        typer.echo(f"stopped {name} (pid {pid})")
+
+
+@app.command()
+def status(home: HomeOption = None) -> None:
+    """Say what runs in this home: pids, ports, and whether `pipeline` is ready."""
+    from logging_backend import config, launcher
+
+    try:
+        report = launcher.status(config.load(home=home))
+    except StagelogError as exc:
+        _die(exc)
+    typer.echo(f"home {report.home}")
+    for name, pid in report.pids.items():
+        typer.echo(f"{name}: " + (f"running (pid {pid})" if pid else "not running"))
+    if report.stack:
+        stack = report.stack
+        typer.echo(
+            f"ports: gRPC 127.0.0.1:{stack['grpc_port']}, HTTP {stack['http_port']}, "
+            f"metrics {stack['metrics_port']}; logging {'on' if stack['logging'] else 'off'}; "
+            f"tritonserver {stack['triton_version']}"
+        )
+        if stack.get("query_url"):
+            typer.echo(f"collector queries at {stack['query_url']}")
+    typer.echo("ready: " + ("yes" if report.ready else "no"))
+    if not report.running:
+        raise typer.Exit(3)
 
 
 def main() -> None:
