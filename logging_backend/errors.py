@@ -17,5 +17,9 @@ class StoreError(StagelogError):
     """Raised when ClickHouse cannot be reached or rejects a statement."""
 
 
+class StoreUnavailable(StoreError):
+    """Raised when the store failed transiently (down, overloaded, timeout): retry later."""
+
+
 class SpoolError(StagelogError):
     """Raised when a spool segment cannot be written or read back."""
