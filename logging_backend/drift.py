@@ -116,45 +116,60 @@ def make_baseline(
 
 
 def to_json(baselines: Sequence[FeatureBaseline], **meta: object) -> str:
-    """Serialise baselines in the ``baseline.json`` format read by ``load_file``."""
+    """Serialise baselines in the ``baseline.json`` format that ``training.train`` writes."""
     doc = {
         **meta,
-        "features": [b.feature for b in baselines],
-        "bins": {
-            b.feature: {"edges": list(b.edges), "expected": list(b.expected)} for b in baselines
+        "features": {
+            b.feature: {"cuts": list(b.edges), "proportions": list(b.expected)}
+            for b in sorted(baselines, key=lambda b: b.index)
         },
     }
-    return json.dumps(doc, indent=1, sort_keys=True)
+    return json.dumps(doc, indent=1)
 
 
-def from_mapping(doc: Mapping[str, object]) -> list[FeatureBaseline]:
-    """Read baselines from the parsed ``baseline.json`` document.
+def from_mapping(
+    doc: Mapping[str, object], order: Sequence[str] | None = None
+) -> list[FeatureBaseline]:
+    """Read baselines from a parsed ``baseline.json``.
 
-    Expected shape: ``{"features": [names in FEATURES order], "bins": {name: {"edges":
-    [...], "expected": [...]}}}``; other top-level keys (hashes, created_at) are ignored.
+    The format (written by ``training.train`` into ``model_repository/features/<v>/``):
+    ``{"features": {name: {"cuts": [inner edges], "proportions": [training fraction per
+    bin]}}, ...}`` with bin = ``searchsorted(cuts, x, side="right")``; other top-level keys
+    (description, created_at, training_data) are kept by the caller, not used here.
+
+    Args:
+        doc: the parsed document.
+        order: the feature layout (``riskpipe.features.FEATURE_NAMES``); a feature's index is
+            its position there. Without it, the file's order is the layout.
+
+    Raises:
+        BaselineError: the shape is wrong, or a feature of ``order`` is missing.
     """
-    names = doc.get("features")
-    bins = doc.get("bins")
-    if not isinstance(names, list) or not isinstance(bins, Mapping):
-        raise BaselineError("baseline needs a 'features' list and a 'bins' object")
+    features = doc.get("features")
+    if not isinstance(features, Mapping):
+        raise BaselineError("baseline needs a 'features' object {name: {cuts, proportions}}")
+    names = list(order) if order is not None else list(features)
+    unknown = sorted(set(features) - set(names))
+    if unknown:
+        raise BaselineError(f"baseline has features not in the layout: {', '.join(unknown)}")
     out = []
     for i, name in enumerate(names):
-        spec = bins.get(name)
-        if not isinstance(spec, Mapping) or "edges" not in spec or "expected" not in spec:
-            raise BaselineError(f"baseline has no edges/expected for feature {name!r}")
+        spec = features.get(name)
+        if not isinstance(spec, Mapping) or "cuts" not in spec or "proportions" not in spec:
+            raise BaselineError(f"baseline has no cuts/proportions for feature {name!r}")
         out.append(
             FeatureBaseline(
                 str(name),
                 i,
-                tuple(float(x) for x in spec["edges"]),
-                tuple(float(x) for x in spec["expected"]),
+                tuple(float(x) for x in spec["cuts"]),
+                tuple(float(x) for x in spec["proportions"]),
             )
         )
     return out
 
 
-def load_file(path: str | Path) -> list[FeatureBaseline]:
-    """Read a ``baseline.json`` file."""
+def load_file(path: str | Path, order: Sequence[str] | None = None) -> list[FeatureBaseline]:
+    """Read a ``baseline.json`` file (see ``from_mapping``)."""
     p = Path(path)
     try:
         doc = json.loads(p.read_text())
@@ -162,4 +177,4 @@ def load_file(path: str | Path) -> list[FeatureBaseline]:
         raise BaselineError(f"baseline file {p} does not exist") from None
     except json.JSONDecodeError as exc:
         raise BaselineError(f"baseline file {p} is not JSON: {exc}") from None
-    return from_mapping(doc)
+    return from_mapping(doc, order)

@@ -60,7 +60,10 @@ def test_baseline_round_trips_through_json(tmp_path):
 def test_bad_baselines_are_rejected_with_the_feature_name(tmp_path):
     with pytest.raises(drift.BaselineError, match="'a'.*sum to 1"):
         drift.FeatureBaseline("a", 0, (1.0,), (0.5, 0.4))
-    with pytest.raises(drift.BaselineError, match="no edges/expected for feature 'b'"):
-        drift.from_mapping({"features": ["b"], "bins": {}})
+    with pytest.raises(drift.BaselineError, match="no cuts/proportions for feature 'b'"):
+        drift.from_mapping({"features": {"a": {"cuts": [], "proportions": [1.0]}}}, ["a", "b"])
+    with pytest.raises(drift.BaselineError, match="not in the layout: c"):
+        drift.from_mapping({"features": {"c": {"cuts": [], "proportions": [1.0]}}}, ["a"])
     with pytest.raises(drift.BaselineError, match="does not exist"):
         drift.load_file(tmp_path / "missing.json")
+
