@@ -23,6 +23,12 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
+integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.latency --out bench/out-latency.txt
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
