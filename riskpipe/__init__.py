@@ -1,0 +1,1 @@
+"""The card-payment risk workload: schema, preprocessing, features, members, aggregation."""

@@ -1,0 +1,1 @@
+"""Synthetic data generation and training/export of the ensemble members."""

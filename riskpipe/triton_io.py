@@ -1,0 +1,163 @@
+"""Helpers shared by the stage adapters (``model_repository/*/1/model.py``).
+
+Nothing here imports Triton: each function takes the stub's ``triton_python_backend_utils``
+module as its ``pb`` argument, so unit tests can pass a stand-in. ``MemberModel`` is the
+whole adapter of the three members (every member version's ``model.py`` subclasses it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from riskpipe import members
+from riskpipe.schema import RowError
+from riskpipe.xp import get_xp, to_numpy
+
+
+class InputError(ValueError):
+    """Raised when a request's tensor is missing, empty, or has the wrong dtype or shape."""
+
+
+def model_parameters(args: dict[str, Any]) -> dict[str, str]:
+    """The ``parameters`` block of the model's config as ``{key: string_value}``."""
+    config = json.loads(args["model_config"])
+    return {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+
+
+def version_dir(args: dict[str, Any]) -> Path:
+    """The folder of the model version Triton is loading (holds its artifacts)."""
+    return Path(args["model_repository"]) / str(args["model_version"])
+
+
+def _array(pb: ModuleType, request: Any, name: str) -> np.ndarray:
+    tensor = pb.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        raise InputError(f"input '{name}': missing")
+    return tensor.as_numpy()
+
+
+def row_count(pb: ModuleType, request: Any, name: str) -> int:
+    """Rows of input ``name`` (0 when it is missing or has no batch dimension)."""
+    tensor = pb.get_input_tensor_by_name(request, name)
+    shape = tensor.shape() if tensor is not None else ()
+    return int(shape[0]) if len(shape) > 0 else 0
+
+
+def strings(pb: ModuleType, request: Any, name: str) -> np.ndarray:
+    """Input ``name`` as an object array of bytes, shape ``[rows, 1]``.
+
+    Raises:
+        InputError: missing, not a string tensor, not ``[rows, 1]``, or no rows.
+    """
+    array = _array(pb, request, name)
+    if array.dtype != np.object_:
+        raise InputError(f"input '{name}': must be TYPE_STRING, got {array.dtype}")
+    if array.ndim != 2 or array.shape[1] != 1:
+        raise InputError(f"input '{name}': must have shape [rows, 1], got {list(array.shape)}")
+    if array.shape[0] == 0:
+        raise InputError(f"input '{name}': empty request (no rows)")
+    return array
+
+
+def floats(pb: ModuleType, request: Any, name: str, width: int) -> np.ndarray:
+    """Input ``name`` as float32 ``[rows, width]``.
+
+    Raises:
+        InputError: missing, not FP32, of the wrong shape, without rows, or not finite.
+    """
+    array = _array(pb, request, name)
+    if array.dtype != np.float32:
+        raise InputError(f"input '{name}': must be TYPE_FP32, got {array.dtype}")
+    if array.ndim != 2 or array.shape[1] != width:
+        raise InputError(f"input '{name}': must have shape [rows, {width}], got {array.shape}")
+    if array.shape[0] == 0:
+        raise InputError(f"input '{name}': empty request (no rows)")
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad.size:
+        raise InputError(f"row {int(bad[0])}: input '{name}': values must be finite")
+    return array
+
+
+def request_id(pb: ModuleType, request: Any) -> str:
+    """The request id from the ``REQUEST_ID`` tensor (set by `preprocess`), else Triton's."""
+    tensor = pb.get_input_tensor_by_name(request, "REQUEST_ID")
+    if tensor is not None:
+        array = tensor.as_numpy()
+        if array.size and isinstance(array.flat[0], (bytes, str)):
+            value = array.flat[0]
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return request.request_id() or ""
+
+
+def string_tensor(pb: ModuleType, name: str, values: list[bytes] | list[str]) -> Any:
+    """A ``[rows, 1]`` TYPE_STRING output tensor."""
+    encoded = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
+    return pb.Tensor(name, np.array(encoded, dtype=np.object_).reshape(-1, 1))
+
+
+def error_response(pb: ModuleType, message: str) -> Any:
+    """A response carrying an INVALID_ARG error with ``message``."""
+    return pb.InferenceResponse(
+        output_tensors=[], error=pb.TritonError(message, pb.TritonError.INVALID_ARG)
+    )
+
+
+def choose_device(pb: ModuleType, model_name: str) -> Any:
+    """The array module for ``STAGELOG_DEVICE``; a fallback is logged as a warning."""
+    from logging_backend import config  # noqa: PLC0415 - only the adapters need settings
+
+    device = config.get_choice(config.DEVICE, "auto", ("auto", "cpu", "gpu"))
+    chosen = get_xp(device)
+    if chosen.reason:
+        pb.Logger.log_warn(f"{model_name}: {chosen.reason}")
+    return chosen
+
+
+class MemberModel:
+    """The adapter of an ensemble member: ``FEATURES`` in, ``PROBS`` out.
+
+    Subclasses set ``pb`` to ``triton_python_backend_utils``. The member's arrays are the
+    ``model.npz`` in the version folder being loaded.
+    """
+
+    pb: ModuleType
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        """Load this version's arrays onto the chosen device and open the stage log."""
+        from logging_backend.stage import StageLog  # noqa: PLC0415
+
+        self.name = args["model_name"]
+        self.array_module = choose_device(self.pb, self.name)
+        self.member = members.load_member(version_dir(args), self.array_module.xp)
+        self.n_features = int(getattr(self.member, "n_features", 0))
+        self.log = StageLog.from_triton_args(args)
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """One response per request: class probabilities ``[rows, 3]``."""
+        responses = []
+        for request in requests:
+            rows = row_count(self.pb, request, "FEATURES")
+            with self.log.request(request_id(self.pb, request), rows=rows) as rec:
+                try:
+                    features = floats(self.pb, request, "FEATURES", self.n_features)
+                except (InputError, RowError) as exc:
+                    rec.fail(str(exc))
+                    responses.append(error_response(self.pb, str(exc)))
+                    continue
+                rec.input("FEATURES", features)
+                probs = to_numpy(self.member.predict_proba(features)).astype(np.float32)
+                rec.output("PROBS", probs)
+                rec.predictions(model=self.name, probs=probs)
+                responses.append(
+                    self.pb.InferenceResponse(output_tensors=[self.pb.Tensor("PROBS", probs)])
+                )
+        return responses
+
+    def finalize(self) -> None:
+        """Flush the stage log."""
+        self.log.close()
