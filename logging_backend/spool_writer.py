@@ -1,0 +1,547 @@
+"""Spool writer: buffered stage records → Arrow tables → spool segments (the flush thread's work).
+
+The segment layout, format and atomic rename follow docs/architecture.md "Spool"; the column
+names and types follow ``logging_backend/migrations/0001_core_tables.sql``. :func:`encode` is a
+pure function (unit-tested); :class:`SpoolExporter` is the exporter the stage logger's
+:class:`~logging_backend.batch.BatchProcessor` hands batches to.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import socket
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from logging_backend.errors import SpoolError
+from logging_backend.stage import ModelIdentity, ModelLoad, PolicyNotice, Record
+
+_LOG = logging.getLogger("stagelog.spool")
+
+try:  # the class names of every probability vector; generic names when riskpipe is absent
+    from riskpipe.schema import CLASSES
+except ImportError:  # pragma: no cover - riskpipe ships with this package
+    CLASSES = ()
+
+_TS = pa.timestamp("us", tz="UTC")
+_STR = pa.string()
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "stage_events": pa.schema(
+        [
+            ("ts", _TS),
+            ("request_id", _STR),
+            ("rows", pa.uint32()),
+            ("stage", _STR),
+            ("model_name", _STR),
+            ("model_version", _STR),
+            ("triton_version", _STR),
+            ("artifact_sha256", _STR),
+            ("status", _STR),
+            ("error", _STR),
+            ("wall_ms", pa.float64()),
+            ("cpu_ms", pa.float64()),
+            ("gpu_ms", pa.float64()),
+            ("device", _STR),
+            ("gpu_mem_bytes", pa.uint64()),
+            ("rss_bytes", pa.uint64()),
+            ("host", _STR),
+            ("pid", pa.uint32()),
+            ("instance", _STR),
+            ("policy", _STR),
+            ("attributes", pa.map_(_STR, _STR)),
+        ]
+    ),
+    "stage_tensors": pa.schema(
+        [
+            ("ts", _TS),
+            ("request_id", _STR),
+            ("stage", _STR),
+            ("model_version", _STR),
+            ("direction", _STR),
+            ("name", _STR),
+            ("dtype", _STR),
+            ("shape", pa.list_(pa.uint32())),
+            ("values_f64", pa.list_(pa.float64())),
+            ("values_str", pa.list_(pa.binary())),
+            ("summary", pa.map_(_STR, pa.float64())),
+            ("policy", _STR),
+        ]
+    ),
+    "predictions": pa.schema(
+        [
+            ("ts", _TS),
+            ("request_id", _STR),
+            ("row", pa.uint32()),
+            ("stage", _STR),
+            ("model", _STR),
+            ("model_version", _STR),
+            ("class_probs", pa.map_(_STR, pa.float32())),
+            ("probs", pa.list_(pa.float32())),
+            ("predicted_class", _STR),
+            ("decision", _STR),
+        ]
+    ),
+    "model_versions": pa.schema(
+        [
+            ("ts", _TS),
+            ("model_name", _STR),
+            ("model_version", _STR),
+            ("artifact_sha256", _STR),
+            ("triton_version", _STR),
+            ("model_card", _STR),
+            ("host", _STR),
+            ("pid", pa.uint32()),
+            ("instance", _STR),
+            ("device", _STR),
+        ]
+    ),
+    "logging_policy": pa.schema(
+        [
+            ("ts", _TS),
+            ("stage", _STR),
+            ("model_name", _STR),
+            ("policy", _STR),
+            ("sample_rate", pa.float32()),
+            ("reason", _STR),
+            ("host", _STR),
+            ("pid", pa.uint32()),
+        ]
+    ),
+}
+
+# Columns not built as plain Python lists (see _Tables.list_column / map_column).
+_BYTES_DTYPE = "BYTES"
+
+
+_CLASS_ARRAYS: dict[tuple[str, ...], np.ndarray] = {}
+
+
+def _class_array(names: tuple[str, ...]) -> np.ndarray:
+    arr = _CLASS_ARRAYS.get(names)
+    if arr is None:
+        arr = _CLASS_ARRAYS[names] = np.array(names, dtype=object)
+    return arr
+
+
+def _class_names(n: int) -> tuple[str, ...]:
+    if len(CLASSES) == n:
+        return tuple(CLASSES)
+    return tuple(f"class_{i}" for i in range(n))
+
+
+class _Table:
+    """Columns of one table under construction: Python lists, plus flat chunks for lists."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.n = 0
+        self.cols: dict[str, list[Any]] = {}
+        # list/map columns: name -> (offsets lengths, flat chunks[, key chunks])
+        self.lens: dict[str, list[int]] = {}
+        self.flat: dict[str, list[Any]] = {}
+        self.keys: dict[str, list[Any]] = {}
+        for fld in schema:
+            if pa.types.is_list(fld.type) or pa.types.is_map(fld.type):
+                self.lens[fld.name] = []
+                self.flat[fld.name] = []
+                if pa.types.is_map(fld.type):
+                    self.keys[fld.name] = []
+            else:
+                self.cols[fld.name] = []
+
+    def to_arrow(self) -> pa.Table:
+        arrays = []
+        for fld in self.schema:
+            if fld.name in self.cols:
+                arrays.append(pa.array(self.cols[fld.name], type=fld.type))
+                continue
+            offsets = np.zeros(self.n + 1, dtype=np.int32)
+            np.cumsum(self.lens[fld.name], out=offsets[1:])
+            values_type = fld.type.item_type if pa.types.is_map(fld.type) else fld.type.value_type
+            flat = _concat(self.flat[fld.name], values_type)
+            if pa.types.is_map(fld.type):
+                keys = _concat(self.keys[fld.name], fld.type.key_type)
+                arrays.append(pa.MapArray.from_arrays(pa.array(offsets), keys, flat))
+            else:
+                arrays.append(pa.ListArray.from_arrays(pa.array(offsets), flat))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _concat(chunks: list[Any], typ: pa.DataType) -> pa.Array:
+    """One Arrow array from chunks that are numpy arrays or Python lists (C loops only)."""
+    if not chunks:
+        return pa.array([], type=typ)
+    if all(isinstance(c, np.ndarray) for c in chunks):
+        flat = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        try:
+            return pa.array(flat, type=typ)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            if not pa.types.is_binary(typ):
+                raise
+            # an object tensor holding something other than bytes/str: its text, as UTF-8
+            return pa.array([_as_bytes(v) for v in flat.tolist()], type=typ)
+    out: list[Any] = []
+    for chunk in chunks:
+        out.extend(chunk.tolist() if isinstance(chunk, np.ndarray) else chunk)
+    return pa.array(out, type=typ)
+
+
+_DTYPE_NAMES: dict[np.dtype, str] = {}
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    """The dtype name, cached: numpy computes ``dtype.name`` anew each time (µs)."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = dtype.name
+    return name
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytearray, memoryview, np.bytes_)):
+        return bytes(value)
+    return str(value).encode("utf-8")
+
+
+def _is_numeric(arr: np.ndarray) -> bool:
+    return arr.dtype.kind in "biuf"
+
+
+def _summary(arr: np.ndarray) -> tuple[list[str], list[float]]:
+    """Statistics kept under the summary policy (of the byte lengths for string tensors)."""
+    if _is_numeric(arr):
+        data = arr.astype(np.float64, copy=False).ravel()
+        prefix = ""
+    else:
+        data = np.fromiter(
+            (len(v) if type(v) is bytes else len(_as_bytes(v)) for v in arr.ravel().tolist()),
+            np.float64,
+            arr.size,
+        )
+        prefix = "len_"
+    keys = ["count"]
+    vals = [float(data.size)]
+    if data.size:
+        nan = np.isnan(data)
+        n_nan = int(nan.sum())
+        finite = data[~nan] if n_nan else data
+        keys.append("nan_count")
+        vals.append(float(n_nan))
+        if finite.size:
+            keys += [prefix + "min", prefix + "max", prefix + "mean"]
+            vals += [float(finite.min()), float(finite.max()), float(finite.mean())]
+    return keys, vals
+
+
+def _expand(direction: str, name: str, value: Any) -> Iterable[tuple[str, str, np.ndarray]]:
+    if isinstance(value, dict):
+        for key, arr in value.items():
+            yield direction, f"{name}.{key}", arr
+    else:
+        yield direction, name, value
+
+
+def encode(
+    batch: Sequence[Any],
+    rss_bytes: int = 0,
+    gpu_mem_bytes: dict[int, int | None] | None = None,
+) -> dict[str, pa.Table]:
+    """Turn buffered items into one Arrow table per ClickHouse table (empty tables left out).
+
+    Args:
+        batch: :class:`Record`, :class:`ModelLoad` and :class:`PolicyNotice` items.
+        rss_bytes: Process RSS sampled for this batch (stored on every stage_events row).
+        gpu_mem_bytes: GPU memory per logger (``id(logger)``), sampled for this batch.
+
+    Returns:
+        Table name → Arrow table with the schema of :data:`SCHEMAS`.
+    """
+    tables = {name: _Table(schema) for name, schema in SCHEMAS.items()}
+    gpu_mem = gpu_mem_bytes or {}
+    for item in batch:
+        if isinstance(item, Record):
+            _encode_record(item, tables, rss_bytes, gpu_mem.get(id(item.logger)))
+        elif isinstance(item, ModelLoad):
+            _encode_load(item, tables["model_versions"])
+        elif isinstance(item, PolicyNotice):
+            _encode_policy(item, tables["logging_policy"])
+        else:
+            raise SpoolError(f"cannot encode {type(item).__name__} into a spool segment")
+    return {name: t.to_arrow() for name, t in tables.items() if t.n}
+
+
+def _encode_record(
+    rec: Record, tables: dict[str, _Table], rss_bytes: int, gpu_mem: int | None
+) -> None:
+    ident: ModelIdentity = rec.logger.identity
+    policy = rec.logger.policy
+    ts_us = rec.ts_ns // 1000
+    gpu_ms = rec.gpu_ms
+    pending = rec.gpu_pending
+    if gpu_ms is None and pending is not None:
+        try:
+            gpu_ms = pending.resolve()
+        except Exception:
+            _LOG.exception("stagelog: GPU timing of %s failed; gpu_ms left NULL", ident.model)
+    ev = tables["stage_events"]
+    c = ev.cols
+    c["ts"].append(ts_us)
+    c["request_id"].append(rec.request_id)
+    c["rows"].append(rec.rows)
+    c["stage"].append(ident.model)
+    c["model_name"].append(ident.model)
+    c["model_version"].append(ident.model_version)
+    c["triton_version"].append(ident.triton_version)
+    c["artifact_sha256"].append(ident.artifact_sha256)
+    c["status"].append(rec.status)
+    c["error"].append(rec.error)
+    c["wall_ms"].append(rec.wall_ms)
+    c["cpu_ms"].append(rec.cpu_ms)
+    c["gpu_ms"].append(gpu_ms)
+    c["device"].append(rec.device)
+    c["gpu_mem_bytes"].append(rec.gpu_mem_bytes if rec.gpu_mem_bytes is not None else gpu_mem)
+    c["rss_bytes"].append(rss_bytes)
+    c["host"].append(ident.host)
+    c["pid"].append(ident.pid)
+    c["instance"].append(ident.instance)
+    c["policy"].append(policy.mode)
+    if policy.mode == "sampled":
+        ev.keys["attributes"].append(["tensors"])
+        ev.flat["attributes"].append(["kept" if rec.keep else "sampled_out"])
+        ev.lens["attributes"].append(1)
+    else:
+        ev.lens["attributes"].append(0)
+    ev.n += 1
+
+    if rec.tensors:
+        _encode_tensors(rec, ident, policy.summarizes, policy.mode, ts_us, tables["stage_tensors"])
+    for model, probs, decisions in rec.preds:
+        _encode_predictions(rec, ident, ts_us, model, probs, decisions, tables["predictions"])
+
+
+def _encode_tensors(
+    rec: Record, ident: ModelIdentity, summarize: bool, mode: str, ts_us: int, t: _Table
+) -> None:
+    c = t.cols
+    for direction, name, arr in (x for item in rec.tensors for x in _expand(*item)):
+        c["ts"].append(ts_us)
+        c["request_id"].append(rec.request_id)
+        c["stage"].append(ident.model)
+        c["model_version"].append(ident.model_version)
+        c["direction"].append(direction)
+        c["name"].append(name)
+        numeric = _is_numeric(arr)
+        c["dtype"].append(_dtype_name(arr.dtype) if numeric else _BYTES_DTYPE)
+        c["policy"].append(mode)
+        t.flat["shape"].append(list(arr.shape))
+        t.lens["shape"].append(arr.ndim)
+        if summarize:
+            keys, vals = _summary(arr)
+            t.keys["summary"].append(keys)
+            t.flat["summary"].append(vals)
+            t.lens["summary"].append(len(keys))
+            t.lens["values_f64"].append(0)
+            t.lens["values_str"].append(0)
+        else:
+            t.lens["summary"].append(0)
+            if numeric:
+                t.flat["values_f64"].append(arr.astype(np.float64, copy=False).ravel())
+                t.lens["values_f64"].append(arr.size)
+                t.lens["values_str"].append(0)
+            else:
+                flat = arr.ravel()
+                if flat.dtype != object:  # numpy S/U arrays: bytes or str objects first
+                    flat = flat.astype(object)
+                t.flat["values_str"].append(flat)
+                t.lens["values_str"].append(arr.size)
+                t.lens["values_f64"].append(0)
+        t.n += 1
+
+
+def _encode_predictions(
+    rec: Record,
+    ident: ModelIdentity,
+    ts_us: int,
+    model: str,
+    probs: np.ndarray,
+    decisions: np.ndarray | None,
+    t: _Table,
+) -> None:
+    probs = np.atleast_2d(probs).astype(np.float32, copy=False)
+    n, k = probs.shape
+    names = _class_names(k)
+    c = t.cols
+    c["ts"].extend([ts_us] * n)
+    c["request_id"].extend([rec.request_id] * n)
+    c["row"].extend(range(n))
+    c["stage"].extend([ident.model] * n)
+    c["model"].extend([model] * n)
+    c["model_version"].extend([ident.model_version] * n)
+    labels = _class_array(names)
+    c["predicted_class"].extend(labels[probs.argmax(axis=1)].tolist() if k else [""] * n)
+    if decisions is None:
+        c["decision"].extend([""] * n)
+    else:
+        flat = np.asarray(decisions).ravel().tolist()
+        if len(flat) != n:
+            raise SpoolError(f"{ident.model}: {len(flat)} decisions for {n} prediction rows")
+        c["decision"].extend(_as_bytes(d).decode("utf-8", "replace") for d in flat)
+    flat_probs = probs.ravel()
+    t.flat["probs"].append(flat_probs)
+    t.lens["probs"].extend([k] * n)
+    t.flat["class_probs"].append(flat_probs)
+    t.keys["class_probs"].append(np.tile(labels, n))
+    t.lens["class_probs"].extend([k] * n)
+    t.n += n
+
+
+def _encode_load(load: ModelLoad, t: _Table) -> None:
+    ident = load.identity
+    c = t.cols
+    c["ts"].append(load.ts_ns // 1000)
+    c["model_name"].append(ident.model)
+    c["model_version"].append(ident.model_version)
+    c["artifact_sha256"].append(ident.artifact_sha256)
+    c["triton_version"].append(ident.triton_version)
+    c["model_card"].append(load.model_card)
+    c["host"].append(ident.host)
+    c["pid"].append(ident.pid)
+    c["instance"].append(ident.instance)
+    c["device"].append(load.device)
+    t.n += 1
+
+
+def _encode_policy(notice: PolicyNotice, t: _Table) -> None:
+    ident = notice.identity
+    c = t.cols
+    c["ts"].append(notice.ts_ns // 1000)
+    c["stage"].append(ident.model)
+    c["model_name"].append(ident.model)
+    c["policy"].append(notice.policy)
+    c["sample_rate"].append(notice.sample_rate)
+    c["reason"].append(notice.reason)
+    c["host"].append(ident.host)
+    c["pid"].append(ident.pid)
+    t.n += 1
+
+
+# -- segments ------------------------------------------------------------------------------
+
+_HOST_UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def safe_host(host: str | None = None) -> str:
+    """The hostname as it appears in segment names."""
+    return _HOST_UNSAFE.sub("_", host if host is not None else socket.gethostname())
+
+
+class SpoolExporter:
+    """Writes each batch as one Arrow IPC stream segment per table, atomically.
+
+    Args:
+        spool_dir: ``$STAGELOG_HOME/spool``; ``<table>/`` folders are created as needed.
+        identity: Only the host is used (segment names); pid is read per write.
+        clock_ns: Source of the flush time in names (tests pin it).
+        compression: Arrow IPC buffer compression (``zstd``, ``lz4`` or ``None``); readers
+            (``pyarrow.ipc.open_stream``) decompress transparently. zstd makes a segment of
+            float tensors several times smaller and is cheaper than writing the raw bytes.
+    """
+
+    def __init__(
+        self,
+        spool_dir: str | Path,
+        identity: ModelIdentity | None = None,
+        clock_ns: Any = None,
+        compression: str | None = "zstd",
+    ) -> None:
+        import time
+
+        import psutil
+
+        self.spool_dir = Path(spool_dir)
+        self.destination = str(self.spool_dir)
+        self._host = safe_host(identity.host if identity else None)
+        self._seq = itertools.count()
+        self._clock = clock_ns or time.time_ns
+        self._process = psutil.Process()
+        self._options = pa.ipc.IpcWriteOptions(compression=compression)
+        self.segments_written = 0
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+
+    def export(self, batch: Sequence[Any]) -> None:
+        """Encode the batch and write its segments (raises on failure; the processor logs it)."""
+        try:
+            rss = self._process.memory_info().rss
+        except Exception:  # a failed sample must not lose the batch
+            rss = 0
+        gpu_mem = _sample_gpu_memory(batch)
+        for table, data in encode(batch, rss_bytes=rss, gpu_mem_bytes=gpu_mem).items():
+            self.write_segment(table, data)
+
+    def write_segment(self, table: str, data: pa.Table) -> Path:
+        """Write one segment: ``<table>/<unix_ns>-<host>-<pid>-<seq>.arrow`` via ``.tmp`` + rename.
+
+        Raises:
+            SpoolError: When the file cannot be written.
+        """
+        folder = self.spool_dir / table
+        name = f"{self._clock():019d}-{self._host}-{os.getpid()}-{next(self._seq):08d}.arrow"
+        final = folder / name
+        tmp = folder / (name + ".tmp")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with pa.OSFile(str(tmp), "wb") as sink:
+                with pa.ipc.new_stream(sink, data.schema, options=self._options) as writer:
+                    writer.write_table(data)
+            os.rename(tmp, final)
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise SpoolError(f"cannot write spool segment {final}: {exc}") from exc
+        self.segments_written += 1
+        return final
+
+    def shutdown(self) -> None:
+        """Nothing to release: every segment is closed once written."""
+
+
+def _sample_gpu_memory(batch: Sequence[Any]) -> dict[int, int | None]:
+    """GPU memory once per logger with a GPU probe in this batch (flush thread only)."""
+    out: dict[int, int | None] = {}
+    for item in batch:
+        if not isinstance(item, Record):
+            continue
+        logger = item.logger
+        key = id(logger)
+        if key in out:
+            continue
+        probe = getattr(logger, "gpu_probe", None)
+        if probe is None:
+            out[key] = None
+            continue
+        try:
+            out[key] = probe.memory_bytes()
+        except Exception:
+            _LOG.exception("stagelog: GPU memory sample failed; gpu_mem_bytes left NULL")
+            out[key] = None
+    return out
+
+
+def read_segment(path: str | Path) -> pa.Table:
+    """Read a segment back (tests, ``stagelog`` tooling)."""
+    with pa.OSFile(str(path), "rb") as source:
+        return pa.ipc.open_stream(source).read_all()
