@@ -108,13 +108,14 @@ def error_response(pb: ModuleType, message: str) -> Any:
 
 
 def choose_device(pb: ModuleType, model_name: str) -> Any:
-    """The array module for ``STAGELOG_DEVICE``; a fallback is logged as a warning."""
+    """The array module for ``STAGELOG_DEVICE``; a fallback is logged (a warning for 'gpu')."""
     from logging_backend import config  # noqa: PLC0415 - only the adapters need settings
 
     device = config.get_choice(config.DEVICE, "auto", ("auto", "cpu", "gpu"))
     chosen = get_xp(device)
     if chosen.reason:
-        pb.Logger.log_warn(f"{model_name}: {chosen.reason}")
+        log = pb.Logger.log_warn if device == "gpu" else pb.Logger.log_info
+        log(f"{model_name}: {chosen.reason}")
     return chosen
 
 
