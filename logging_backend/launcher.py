@@ -387,10 +387,12 @@ class Stack:
     """What `up` started, as written to ``run/stack.json``."""
 
     home: str
+    dsn: str
     grpc_port: int
     http_port: int
     metrics_port: int
     logging: bool
+    device: str
     model_repository: str
     tritonserver: str
     triton_version: str
@@ -556,10 +558,12 @@ def up(
 
     stack = Stack(
         home=str(settings.home),
+        dsn=settings.dsn,
         grpc_port=settings.grpc_port,
         http_port=settings.http_port,
         metrics_port=settings.metrics_port,
         logging=settings.logging,
+        device=settings.device,
         model_repository=str(repo),
         tritonserver=str(binary),
         triton_version=version,
@@ -655,7 +659,11 @@ def status(settings: Settings, ready_model: str | None = DEFAULT_READY_MODEL) ->
 
 
 def settings_from_stack(home: Path | str | None = None) -> Settings:
-    """Settings of the stack running in ``home`` (its ports), for clients started later."""
+    """Settings of the stack `up` started in ``home`` (ports, DSN, ...), else from the environment.
+
+    Clients started later (`clients.score`, the demo, `stagelog sql`) use this to find a stack
+    started with non-default ports.
+    """
     settings = config.load(home=home)
     try:
         stack = json.loads(_stack_file(settings).read_text())
@@ -663,8 +671,10 @@ def settings_from_stack(home: Path | str | None = None) -> Settings:
         return settings
     return config.load(
         home=settings.home,
+        dsn=stack["dsn"],
         grpc_port=stack["grpc_port"],
         http_port=stack["http_port"],
         metrics_port=stack["metrics_port"],
         logging=stack["logging"],
+        device=stack["device"],
     )

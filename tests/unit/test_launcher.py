@@ -322,6 +322,8 @@ def test_up_status_down_with_a_fake_server(
         report = launcher.status(settings)
         assert report.ready and report.pids["tritonserver"] == stack.triton_pid
         assert report.stack["grpc_port"] == settings.grpc_port
+        # A client started later finds the stack's ports and store from the home alone.
+        assert launcher.settings_from_stack(settings.home) == settings
         with pytest.raises(LauncherError, match="already running"):
             launcher.up(settings, model_repository=repo)
     finally:
