@@ -124,6 +124,13 @@ def status(home: HomeOption = None) -> None:
         raise typer.Exit(3)
 
 
+# ------------------------------------------------------ note / baseline / metrics / report
+# Owner: feedback, notes and metrics (logging_backend/cli_insights.py).
+from logging_backend.cli_insights import register as _register_insights  # noqa: E402
+
+_register_insights(app)
+
+
 def main() -> None:
     """Entry point of the `stagelog` script."""
     app()

@@ -8,6 +8,7 @@ endpoint while the stack holds the embedded store (``logging_backend.remote``).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -23,12 +24,36 @@ PSI_MODERATE = 0.1
 PSI_LARGE = 0.25
 
 
+def _rows(result: bytes) -> list[dict[str, Any]]:
+    text = result.decode("utf-8", errors="replace")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def client_query(client: Any) -> Query:
-    """Wrap a clickhouse-connect client as a ``Query``."""
+    """Wrap an open clickhouse-connect client as a ``Query``.
+
+    Rows come back as ClickHouse's ``JSONEachRow`` gives them (64-bit integers and times as
+    strings), exactly as through the collector's endpoint, so callers see one set of types.
+    """
+    from logging_backend import store  # noqa: PLC0415
 
     def run(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        result = client.query(sql, parameters=params or None)
-        return list(result.named_results())
+        return _rows(store.run_query(client, sql, params, "JSONEachRow"))
+
+    return run
+
+
+def settings_query(settings: Any) -> Query:
+    """A ``Query`` on the store of ``settings``' home: via the collector while it runs.
+
+    Applies pending migrations first when the store is opened directly.
+    """
+    from logging_backend import query as store_query  # noqa: PLC0415
+
+    store_query.migrate(settings)
+
+    def run(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return _rows(store_query.execute(settings, sql, params, "JSONEachRow"))
 
     return run
 
@@ -41,17 +66,17 @@ def _ts(value: datetime) -> str:
 
 
 def load_baseline(
-    client: Any,
+    query: Query,
     baselines: Sequence[drift.FeatureBaseline],
     features_version: str,
     source: str,
     source_sha256: str = "",
 ) -> int:
-    """Insert a feature baseline into ``stagelog.feature_baseline`` (latest load wins).
+    """Insert a feature baseline into ``stagelog.feature_baseline`` (the latest load wins).
 
     Args:
-        client: a clickhouse-connect client (direct) — the baseline is loaded at migrate time.
-        baselines: one entry per feature, in FEATURES order.
+        query: how to run SQL (one INSERT for all features).
+        baselines: one entry per feature.
         features_version: the version of the ``features`` stage whose output it describes.
         source: where the baseline came from (file path).
         source_sha256: hash of that file.
@@ -59,21 +84,23 @@ def load_baseline(
     Returns:
         The number of features loaded.
     """
-    now = datetime.now(timezone.utc)
-    rows = [
-        [now, features_version, b.index, b.feature, list(b.edges), list(b.expected), source,
-         source_sha256]
-        for b in baselines
-    ]
-    client.insert(
-        "stagelog.feature_baseline",
-        rows,
-        column_names=[
-            "loaded_at", "features_version", "feature_index", "feature", "edges", "expected",
-            "source", "source_sha256",
-        ],
+    query(
+        "INSERT INTO stagelog.feature_baseline (loaded_at, features_version, feature_index, "
+        "feature, edges, expected, source, source_sha256) "
+        "SELECT now64(6), {version:String}, f.1, f.2, f.3, f.4, {source:String}, {sha:String} "
+        "FROM (SELECT arrayJoin(arrayZip({index:Array(UInt16)}, {names:Array(String)}, "
+        "{edges:Array(Array(Float64))}, {expected:Array(Array(Float64))})) AS f)",
+        {
+            "version": features_version,
+            "source": source,
+            "sha": source_sha256,
+            "index": [b.index for b in baselines],
+            "names": [b.feature for b in baselines],
+            "edges": [list(b.edges) for b in baselines],
+            "expected": [list(b.expected) for b in baselines],
+        },
     )
-    return len(rows)
+    return len(baselines)
 
 
 def baseline_files(repository: Path) -> list[tuple[str, Path]]:
@@ -84,24 +111,55 @@ def baseline_files(repository: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def load_baseline_file(client: Any, path: Path, features_version: str) -> int:
-    """Read ``path`` (``drift.load_file`` format) and load it; returns the features loaded."""
+def load_baseline_file(query: Query, path: Path, features_version: str) -> int:
+    """Read ``path`` (``drift.from_mapping`` format) and load it; returns the features loaded."""
+    from riskpipe.features import FEATURE_NAMES  # noqa: PLC0415 - the served layout
+
     data = path.read_bytes()
-    baselines = drift.load_file(path)
+    baselines = drift.load_file(path, FEATURE_NAMES)
     return load_baseline(
-        client, baselines, features_version, str(path), hashlib.sha256(data).hexdigest()
+        query, baselines, features_version, str(path), hashlib.sha256(data).hexdigest()
     )
 
 
-def feature_psi(query: Query | Any, t_from: datetime, t_to: datetime) -> list[dict[str, Any]]:
+def ensure_baseline(query: Query, repository: Path | None = None, force: bool = False) -> int:
+    """Load every ``features/<v>/baseline.json`` of the model repository unless loaded already.
+
+    Args:
+        query: how to run SQL.
+        repository: the model repository (default: the one `stagelog up` serves).
+        force: load again even when a baseline of that version is in the table.
+
+    Returns:
+        Features loaded now (0 when everything was there).
+    """
+    from logging_backend.config import REPO_ROOT  # noqa: PLC0415
+
+    repo = repository or REPO_ROOT / "model_repository"
+    loaded = {
+        str(r["features_version"])
+        for r in query("SELECT DISTINCT features_version FROM stagelog.feature_baseline", None)
+    }
+    count = 0
+    for version, path in baseline_files(repo):
+        if force or version not in loaded:
+            count += load_baseline_file(query, path, version)
+    return count
+
+
+def feature_psi(query: Query, t_from: datetime, t_to: datetime) -> list[dict[str, Any]]:
     """PSI per feature for values served in ``[t_from, t_to)``, largest first."""
-    run = query if callable(query) else client_query(query)
-    return run(
+    rows = query(
         "SELECT features_version, feature_index, feature, rows, psi "
         "FROM stagelog.feature_psi(t_from = {t_from:String}, t_to = {t_to:String}) "
         "ORDER BY psi DESC, feature_index",
         {"t_from": _ts(t_from), "t_to": _ts(t_to)},
     )
+    return [
+        {**r, "feature_index": int(r["feature_index"]), "rows": int(r["rows"]),
+         "psi": float(r["psi"])}
+        for r in rows
+    ]
 
 
 @dataclass
@@ -109,6 +167,7 @@ class Metrics:
     """Everything ``stagelog metrics`` prints, as rows of dicts."""
 
     window: tuple[datetime, datetime] | None
+    drift_minutes: float = 5.0
     accuracy: list[dict[str, Any]] = field(default_factory=list)
     agreement: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
@@ -147,7 +206,7 @@ def collect(query: Query, drift_minutes: float = 5.0) -> Metrics:
     from logging_backend import notes
 
     window = _time_range(query)
-    out = Metrics(window=window)
+    out = Metrics(window=window, drift_minutes=drift_minutes)
     out.accuracy = query(
         "SELECT model, model_version, labelled_rows, round(accuracy, 4) AS accuracy, "
         "round(log_loss, 4) AS log_loss FROM stagelog.online_accuracy "
@@ -160,8 +219,8 @@ def collect(query: Query, drift_minutes: float = 5.0) -> Metrics:
         None,
     )
     out.decisions = query(
-        "SELECT decision, sum(rows) AS rows, round(sum(rows) / sum(sum(rows)) OVER (), 4) "
-        "AS share FROM stagelog.decision_mix_1m GROUP BY decision ORDER BY decision",
+        "SELECT decision, sum(m.rows) AS n, round(n / sum(n) OVER (), 4) AS share "
+        "FROM stagelog.decision_mix_1m AS m GROUP BY decision ORDER BY decision",
         None,
     )
     out.outcomes = query(
@@ -186,6 +245,5 @@ def collect(query: Query, drift_minutes: float = 5.0) -> Metrics:
         out.drift = [
             {**row, "psi": round(float(row["psi"]), 4)} for row in feature_psi(query, lo, hi)
         ]
-        out.window = (window[0], window[1])
         out.notes = notes.overlapping(query, window[0], window[1])
     return out

@@ -67,3 +67,12 @@ def test_bad_baselines_are_rejected_with_the_feature_name(tmp_path):
     with pytest.raises(drift.BaselineError, match="does not exist"):
         drift.load_file(tmp_path / "missing.json")
 
+
+
+def test_the_committed_training_baseline_loads_in_feature_order():
+    from logging_backend.config import REPO_ROOT
+    from riskpipe.features import FEATURE_NAMES
+
+    bases = drift.load_file(REPO_ROOT / "model_repository/features/1/baseline.json", FEATURE_NAMES)
+    assert [b.feature for b in bases] == list(FEATURE_NAMES)
+    assert all(len(b.expected) == len(b.edges) + 1 for b in bases)

@@ -136,7 +136,8 @@ def test_feature_psi_view_matches_the_python_reference(client):
     rng = np.random.default_rng(3)
     names = ["a", "b"]
     baselines = drift.make_baseline(names, rng.normal(size=(5000, 2)))
-    metrics.load_baseline(client, baselines, features_version="1", source="test")
+    query = metrics.client_query(client)
+    metrics.load_baseline(query, baselines, features_version="1", source="test")
     served = {0: rng.normal(0, 1, size=(200, 2)), 5: rng.normal(1.5, 1, size=(200, 2))}
     tensors = []
     for minutes, matrix in served.items():
@@ -152,13 +153,13 @@ def test_feature_psi_view_matches_the_python_reference(client):
     )
     for minutes, matrix in served.items():
         window = (T0 + timedelta(minutes=minutes), T0 + timedelta(minutes=minutes + 1))
-        got = {r["feature"]: r for r in metrics.feature_psi(client, *window)}
+        got = {r["feature"]: r for r in metrics.feature_psi(query, *window)}
         for b in baselines:
             expected = drift.psi(b.expected, drift.fractions(b.edges, matrix[:, b.index]))
             assert got[b.feature]["rows"] == 200
             assert got[b.feature]["psi"] == pytest.approx(expected, rel=1e-6)
-    calm = metrics.feature_psi(client, T0, T0 + timedelta(minutes=1))
-    shifted = metrics.feature_psi(client, T0 + timedelta(minutes=5), T0 + timedelta(minutes=6))
+    calm = metrics.feature_psi(query, T0, T0 + timedelta(minutes=1))
+    shifted = metrics.feature_psi(query, T0 + timedelta(minutes=5), T0 + timedelta(minutes=6))
     assert max(r["psi"] for r in calm) < 0.1 < 0.25 < min(r["psi"] for r in shifted)
 
 
@@ -179,3 +180,30 @@ def test_stage_latency_quantiles(client):
     assert row[3] == pytest.approx(99, abs=1)
     assert row[4] == 100
     assert row[5] is None
+
+
+def test_collect_and_print_every_metric_with_overlapping_notes(client, known):
+    from rich.console import Console
+
+    from logging_backend import notes
+    from logging_backend.cli_insights import print_metrics
+
+    query = metrics.client_query(client)
+    notes.add(query, notes.make_note("event", "PSP outage", valid_from=T0 - timedelta(hours=1),
+                                     valid_to=T0 + timedelta(minutes=1)))
+    notes.add(query, notes.make_note("event", "Long ago", valid_from=T0 - timedelta(days=3),
+                                     valid_to=T0 - timedelta(days=2)))
+    result = metrics.collect(query, drift_minutes=10)
+    assert result.window[0] == T0
+    assert {r["model"] for r in result.accuracy} == {"mlp", "forest", "logreg", "aggregate"}
+    decisions = [(r["decision"], int(r["n"]), r["share"]) for r in result.decisions]
+    assert decisions == [("approve", 4, 1)]
+    assert [r["title"] for r in result.notes] == ["PSP outage"]
+    assert {r["kind"] for r in result.unmatched} == {"label"}
+    console = Console(record=True, width=200)
+    print_metrics(result, console)
+    text = console.export_text()
+    for fragment in ("online accuracy", "member agreement", "decision mix", "latency per stage",
+                     "feature drift", "[event]", "PSP outage"):
+        assert fragment in text
+    assert "Long ago" not in text
