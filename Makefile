@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit integration lint load bench clean
+.PHONY: venv demo test unit integration lint load bench clean compose-tool
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,10 +17,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m clients.demo
 
-test: $(STAMP)
+test: $(STAMP) compose-tool
 	$(BIN)/python -m pytest -q tests
 
-unit: $(STAMP)
+unit: $(STAMP) compose-tool
 	$(BIN)/python -m pytest -q tests/unit
 
 integration: $(STAMP)
@@ -28,6 +28,10 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.latency --out bench/out-latency.txt
+
+# tests/unit/test_deploy.py validates docker-compose.yml with docker-compose (installed if missing).
+compose-tool:
+	bash docker/ensure-compose.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
