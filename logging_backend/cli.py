@@ -124,6 +124,97 @@ def status(home: HomeOption = None) -> None:
         raise typer.Exit(3)
 
 
+# ------------------------------------------------------------ migrate / sql / lineage / ingest
+# Owner: the store (logging_backend/store.py, query.py, collector.py).
+
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="Bound parameter KEY=VALUE for {KEY:Type} in the query."),
+]
+
+
+@app.command()
+def migrate(home: HomeOption = None) -> None:
+    """Apply pending schema migrations to the store of this home (STAGELOG_DSN)."""
+    from logging_backend import config, query
+
+    try:
+        applied = query.migrate(config.load(home=home))
+    except StagelogError as exc:
+        _die(exc)
+    if applied is None:
+        typer.echo("the running collector holds the store and applied migrations at start")
+    elif applied:
+        typer.echo("applied: " + ", ".join(applied))
+    else:
+        typer.echo("schema is up to date")
+
+
+@app.command()
+def sql(
+    query_text: Annotated[str, typer.Argument(metavar="QUERY", help="One SQL statement.")],
+    param: ParamOption = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f",
+            help="table, csv, tsv, json, jsonl, or a ClickHouse output format (TSV, Pretty...).",
+        ),
+    ] = "table",
+    home: HomeOption = None,
+) -> None:
+    """Run SQL against the store (through the collector while it runs, else directly)."""
+    import sys
+
+    from rich.console import Console
+
+    from logging_backend import config, query
+
+    try:
+        settings = config.load(home=home)
+        result = query.execute(settings, query_text, query.parse_params(param), fmt)
+    except StagelogError as exc:
+        _die(exc)
+    if fmt == "table":
+        query.render_table(result, Console())
+    else:
+        sys.stdout.buffer.write(result)
+        sys.stdout.buffer.flush()
+
+
+@app.command()
+def lineage(
+    request_id: Annotated[str, typer.Argument(help="The request id (REQUEST_ID of the reply).")],
+    home: HomeOption = None,
+) -> None:
+    """Show every arrow of one request in pipeline order."""
+    from rich.console import Console
+
+    from logging_backend import config, query
+
+    try:
+        found = query.lineage(config.load(home=home), request_id, Console())
+    except StagelogError as exc:
+        _die(exc)
+    if not found:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    directory: Annotated[Path, typer.Argument(help="A spool directory or a home with spool/.")],
+    home: HomeOption = None,
+) -> None:
+    """Load spool segments brought from another machine into this home's store."""
+    from logging_backend import config, query
+
+    try:
+        result = query.ingest(config.load(home=home), directory)
+    except StagelogError as exc:
+        _die(exc)
+    typer.echo(f"ingested {result['segments']} segments")
+
+
 # ------------------------------------------------------ note / baseline / metrics / report
 # Owner: feedback, notes and metrics (logging_backend/cli_insights.py).
 from logging_backend.cli_insights import register as _register_insights  # noqa: E402

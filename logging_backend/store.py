@@ -30,7 +30,8 @@ DATABASE = "stagelog"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
-# Output formats of `stagelog sql`: short names, else any ClickHouse output format by name.
+# Output formats of `stagelog sql`: lowercase short names (with a header line), else any
+# ClickHouse output format by its exact name (e.g. TSV for no header, Pretty, Parquet).
 FORMATS = {
     "csv": "CSVWithNames",
     "tsv": "TSVWithNames",
@@ -294,8 +295,8 @@ def clickhouse_format(fmt: str) -> str:
     Raises:
         StoreError: the name is neither a short name nor a plausible ClickHouse format.
     """
-    if fmt.lower() in FORMATS:
-        return FORMATS[fmt.lower()]
+    if fmt in FORMATS:  # lowercase short names; ClickHouse's own names are capitalised
+        return FORMATS[fmt]
     if _FORMAT_NAME.match(fmt):
         return fmt
     raise StoreError(

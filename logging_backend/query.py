@@ -1,0 +1,210 @@
+"""What `stagelog sql`, `lineage`, `migrate` and `ingest` do, apart from argument parsing.
+
+A chDB store can be opened by one process only: while the collector of a home runs, queries go
+to its endpoint (``query_url`` in ``$STAGELOG_HOME/run/collector.json``); otherwise the store is
+opened directly. A ClickHouse server DSN is always queried directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from logging_backend import collector, config, store
+from logging_backend.errors import StoreError
+from logging_backend.shipper import SEGMENT_SUFFIX, TMP_SUFFIX, Shipper
+
+LINEAGE_SQL = (
+    "SELECT step, stage, kind, name, row, detail, value, ts "
+    "FROM stagelog.lineage_of(request_id = {request_id:String})"
+)
+INGEST_WAIT_S = 300.0
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, str]:
+    """Turn ``["k=v", ...]`` into ``{"k": "v"}``.
+
+    Raises:
+        StoreError: an item has no ``=``.
+    """
+    params: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise StoreError(f"--param {pair!r} is not KEY=VALUE")
+        params[key] = value
+    return params
+
+
+def _uses_collector(settings: config.Settings) -> dict[str, Any] | None:
+    if store.chdb_path(settings.dsn) is None:
+        return None
+    return collector.read_info(settings.home)
+
+
+def execute(
+    settings: config.Settings, sql: str, params: Mapping[str, Any] | None, fmt: str
+) -> bytes:
+    """Run one statement against the home's store and return the result in ClickHouse ``fmt``.
+
+    Raises:
+        StoreError: the statement failed or the store cannot be reached.
+    """
+    fmt = store.clickhouse_format(fmt)
+    info = _uses_collector(settings)
+    if info is not None:
+        return _post(info["query_url"], {"query": sql, "params": dict(params or {}), "format": fmt})
+    client = store.connect(settings.dsn)
+    return store.run_query(client, sql, dict(params or {}), fmt)
+
+
+def _post(base_url: str, body: dict[str, Any]) -> bytes:
+    request = urllib.request.Request(
+        base_url.rstrip("/") + "/query",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code}"
+        raise StoreError(message) from exc
+    except OSError as exc:
+        raise StoreError(
+            f"the collector's query endpoint {base_url} did not answer: {exc}"
+        ) from exc
+
+
+def render_table(result: bytes, console: Console, title: str | None = None) -> None:
+    """Print a ClickHouse ``JSONCompact`` result as a table."""
+    doc = json.loads(result.decode("utf-8", errors="replace"))
+    table = Table(title=title, show_lines=False)
+    for column in doc["meta"]:
+        table.add_column(column["name"], overflow="fold")
+    for row in doc["data"]:
+        table.add_row(*(Text(_cell(value)) for value in row))
+    console.print(table)
+    console.print(f"{doc.get('rows', len(doc['data']))} rows", style="dim")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def lineage(settings: config.Settings, request_id: str, console: Console) -> int:
+    """Print every arrow of one request in pipeline order, one section per stage.
+
+    Returns:
+        Number of lines printed (0 when the request is unknown).
+    """
+    doc = json.loads(
+        execute(settings, LINEAGE_SQL, {"request_id": request_id}, "JSONCompact").decode(
+            "utf-8", errors="replace"
+        )
+    )
+    rows = doc["data"]
+    if not rows:
+        console.print(f"no records of request {request_id!r}", style="yellow")
+        return 0
+    table = Table(title=f"lineage of request {request_id}", show_lines=False)
+    table.add_column("stage", style="bold", no_wrap=True)
+    table.add_column("arrow", style="cyan", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("row", style="dim", justify="right")
+    table.add_column("detail", style="dim", overflow="fold")
+    table.add_column("value", overflow="fold", ratio=1)
+    previous_stage = None
+    for step, stage, kind, name, row, detail, value, ts in rows:
+        first = stage != previous_stage
+        if previous_stage is not None and first:
+            table.add_section()
+        previous_stage = stage
+        value_style = "red" if kind == "event" and "status=error" in (value or "") else ""
+        if kind == "event":
+            detail = f"{detail} at {ts}"
+        table.add_row(
+            f"{step} {stage}" if first else "", kind, name, "" if row is None else str(row),
+            detail, Text(value or "", style=value_style),
+        )
+    console.print(table)
+    return len(rows)
+
+
+def migrate(settings: config.Settings) -> list[str] | None:
+    """Apply pending migrations to the home's store.
+
+    Returns:
+        The files applied, or None when a running collector holds the chDB store (it applied
+        them at start).
+    """
+    if _uses_collector(settings) is not None:
+        return None
+    return store.migrate(store.connect(settings.dsn))
+
+
+def ingest(
+    settings: config.Settings, source: Path, wait_s: float = INGEST_WAIT_S
+) -> dict[str, int]:
+    """Load spool segments brought from another machine into the home's store.
+
+    ``source`` is a spool directory (``<table>/<segment>.arrow``) or a home holding ``spool/``.
+    The segments are copied into this home's spool (the source is left as it is); a running
+    collector ships them, otherwise they are shipped here directly. Returns when they are in.
+
+    Returns:
+        ``{"segments": copied, "rows": rows shipped here (0 when the collector shipped)}``.
+
+    Raises:
+        StoreError: nothing to ingest, or the segments were not shipped in ``wait_s``.
+    """
+    spool = source / "spool" if (source / "spool").is_dir() else source
+    if not spool.is_dir():
+        raise StoreError(f"{source} is not a directory")
+    copied: list[Path] = []
+    tables = sorted(p for p in spool.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for table_dir in tables:
+        for segment in sorted(table_dir.glob("*" + SEGMENT_SUFFIX)):
+            target_dir = settings.spool_dir / table_dir.name
+            target_dir.mkdir(parents=True, exist_ok=True)
+            target = target_dir / segment.name
+            if target.exists():
+                continue
+            tmp = target.with_name(target.name + TMP_SUFFIX)
+            shutil.copyfile(segment, tmp)
+            os.rename(tmp, target)
+            copied.append(target)
+    if not copied:
+        raise StoreError(f"no spool segments (<table>/*.arrow) under {spool}")
+    if _uses_collector(settings) is not None:
+        deadline = time.monotonic() + wait_s
+        while any(p.exists() for p in copied):
+            if time.monotonic() > deadline:
+                left = sum(p.exists() for p in copied)
+                raise StoreError(f"the collector has not shipped {left} segments in {wait_s:.0f}s")
+            time.sleep(0.2)
+        return {"segments": len(copied), "rows": 0}
+    client = store.connect(settings.dsn)
+    store.migrate(client)
+    shipper = Shipper(client, settings.spool_dir, destination=store.redact(settings.dsn))
+    rows = shipper.ship_all()
+    return {"segments": len(copied), "rows": rows}
