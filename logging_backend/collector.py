@@ -38,7 +38,6 @@ from logging_backend.shipper import Shipper
 
 log = logging.getLogger("stagelog.collector")
 
-COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 500 (spool poll period)
 DRAIN_TIMEOUT_S = 45.0  # below the launcher's 60 s stop timeout
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -99,7 +98,7 @@ class Collector:
         self.interval_s = (
             interval_s
             if interval_s is not None
-            else config.get_int(COLLECT_INTERVAL_MS, 500, minimum=1) / 1000
+            else config.get_int(config.COLLECT_INTERVAL_MS, 500, minimum=1) / 1000
         )
         self.stop_event = threading.Event()
         self.lock = threading.Lock()

@@ -18,6 +18,7 @@ TRITONSERVER = "STAGELOG_TRITONSERVER"  # default: PATH, then the nvidia-pytrito
 LOGGING = "STAGELOG_LOGGING"  # default: on
 FLUSH_MS = "STAGELOG_FLUSH_MS"  # default: 100
 SPOOL_BUDGET_MB = "STAGELOG_SPOOL_BUDGET_MB"  # default: 1024
+COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 500 (collector's spool poll)
 DEVICE = "STAGELOG_DEVICE"  # default: auto
 TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher
 
