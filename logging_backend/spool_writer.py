@@ -477,6 +477,9 @@ class SpoolExporter:
         self._clock = clock_ns or time.time_ns
         self._process = psutil.Process()
         self._options = pa.ipc.IpcWriteOptions(compression=compression)
+        # pyarrow imports pandas on its first pa.array() (~0.3 s): pay it at model load,
+        # not in the flush thread while the first requests are served
+        pa.array([0])
         self.segments_written = 0
         self.spool_dir.mkdir(parents=True, exist_ok=True)
 
