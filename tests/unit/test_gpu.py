@@ -1,0 +1,285 @@
+"""logging_backend.gpu with a fake CuPy and a fake NVML; the CPU path through the stage logger."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from logging_backend import gpu
+from logging_backend.batch import InMemoryExporter
+from logging_backend.spool_writer import _sample_gpu_memory, encode, read_segment
+from logging_backend.stage import PolicyNotice, StageLog
+
+# --------------------------------------------------------------------------- fakes
+
+
+class FakeEvent:
+    created = 0
+
+    def __init__(self):
+        FakeEvent.created += 1
+        self.t = None
+        self.synced = False
+
+    def record(self, stream=None):
+        self.t = time.perf_counter()
+
+    def synchronize(self):
+        self.synced = True
+
+
+class FakeCupy:
+    """The few CuPy calls the probe makes, with a fixed GPU time per request."""
+
+    def __init__(self, elapsed_ms=2.5, broken_device=False, pool_bytes=4096):
+        self.used = []
+        self.elapsed_ms = elapsed_ms
+        fake = self
+        FakeEvent.created = 0
+
+        class Device:
+            def __init__(self, i):
+                if broken_device:
+                    raise RuntimeError("cudaErrorNoDevice")
+                self.i = i
+                self.pci_bus_id = f"0000:{i:02d}:00.0"
+
+            def use(self):
+                fake.used.append(self.i)
+
+        def get_elapsed_time(start, end):
+            assert end.synced, "elapsed time read before the end event completed"
+            return fake.elapsed_ms
+
+        self.cuda = SimpleNamespace(Device=Device, Event=FakeEvent,
+                                    get_elapsed_time=get_elapsed_time)
+        self.get_default_memory_pool = lambda: SimpleNamespace(total_bytes=lambda: pool_bytes)
+
+
+class FakeNvml:
+    def __init__(self, count=1, pids=None, fail_init=False, power=True):
+        self.count = count
+        self.pids = pids if pids is not None else {os.getpid(): 123 << 20}
+        self.fail_init = fail_init
+        self.power = power
+        self.bus_lookups = []
+
+    def nvmlInit(self):
+        if self.fail_init:
+            raise RuntimeError("NVML Shared Library Not Found")
+
+    def nvmlDeviceGetCount(self):
+        return self.count
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return ("h", i)
+
+    def nvmlDeviceGetHandleByPciBusId(self, bus):
+        self.bus_lookups.append(bus)
+        return ("h", int(bus.split(":")[1]))
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        return [SimpleNamespace(pid=p, usedGpuMemory=m) for p, m in self.pids.items()]
+
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        return SimpleNamespace(gpu=87, memory=40)
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return SimpleNamespace(used=10 << 30, total=80 << 30, free=70 << 30)
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        if not self.power:
+            raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+        return 312_500  # mW
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return 41
+
+
+# --------------------------------------------------------------------------- probe
+
+
+def test_cpu_probe_times_nothing_and_reports_no_memory():
+    probe = gpu.GpuProbe.create("cpu")
+    assert (probe.device, probe.device_id) == ("cpu", None)
+    span = probe.start()
+    assert span is None
+    assert probe.stop(span) is None
+    assert probe.memory_bytes() is None
+
+
+def test_gpu_probe_resolves_event_time_off_the_request_path_and_reuses_events():
+    cp = FakeCupy(elapsed_ms=2.5)
+    probe = gpu.GpuProbe.create("gpu", 1, cupy=cp, nvml=FakeNvml())
+    assert (probe.device, probe.device_id, cp.used) == ("gpu", 1, [1])
+    pending = probe.stop(probe.start())
+    assert isinstance(pending, gpu.PendingGpuTime)
+    assert FakeEvent.created == 2
+    assert pending.resolve() == 2.5
+    assert pending.resolve() == 2.5  # idempotent
+    for _ in range(5):  # later requests take events from the pool
+        probe.stop(probe.start()).resolve()
+    assert FakeEvent.created == 2
+
+
+def test_gpu_probe_memory_is_this_process_from_nvml_then_cupy_pool():
+    nv = FakeNvml(pids={os.getpid(): 123 << 20, 1: 5})
+    probe = gpu.GpuProbe.create("gpu", 0, cupy=FakeCupy(), nvml=nv)
+    assert nv.bus_lookups == ["0000:00:00.0"]  # handle matched by PCI bus id, once
+    assert probe.memory_bytes() == 123 << 20
+    # NVML lists only other pids (a container's pid namespace): CuPy's pool answers
+    probe = gpu.GpuProbe.create("gpu", 0, cupy=FakeCupy(pool_bytes=777), nvml=FakeNvml(pids={1: 5}))
+    assert probe.memory_bytes() == 777
+    probe = gpu.GpuProbe.create("gpu", 0, cupy=FakeCupy(pool_bytes=9),
+                                nvml=FakeNvml(fail_init=True))
+    assert probe.memory_bytes() == 9
+
+
+def test_unusable_gpu_gives_a_cpu_probe_with_the_reason():
+    probe = gpu.GpuProbe.create("gpu", 0, cupy=FakeCupy(broken_device=True), nvml=FakeNvml())
+    assert probe.device == "cpu"
+    assert "cudaErrorNoDevice" in probe.reason
+    assert probe.stop(probe.start()) is None
+
+
+def test_create_rejects_unknown_device():
+    with pytest.raises(ValueError, match="'tpu'"):
+        gpu.GpuProbe.create("tpu")
+
+
+def test_probe_for_instance_uses_tritons_device_id(monkeypatch):
+    cp = FakeCupy()
+    monkeypatch.setattr(gpu, "_import_cupy", lambda: cp)
+    monkeypatch.setattr(gpu, "_import_nvml", lambda: FakeNvml())
+    probe = gpu.probe_for_instance({"model_instance_device_id": "0"}, "gpu")
+    assert (probe.device, probe.device_id, cp.used) == ("gpu", 0, [0])
+    assert gpu.probe_for_instance({"model_instance_device_id": "0"}, "cpu").device == "cpu"
+
+
+# --------------------------------------------------------------------------- stage logger
+
+
+def _args(tmp_path, model="mlp"):
+    version = tmp_path / "repo" / model / "1"
+    version.mkdir(parents=True, exist_ok=True)
+    return {
+        "model_name": model,
+        "model_version": "1",
+        "model_repository": str(tmp_path / "repo" / model),
+        "model_instance_name": f"{model}_0",
+        "model_config": json.dumps({"name": model}),
+    }
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("STAGELOG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STAGELOG_LOGGING", "on")
+    monkeypatch.setenv("STAGELOG_FLUSH_MS", "20")
+    return tmp_path
+
+
+def _events(exporter, probe=None):
+    mem = _sample_gpu_memory(exporter.items) if probe is not None else None
+    return encode(exporter.items, gpu_mem_bytes=mem)
+
+
+def test_cpu_path_leaves_gpu_columns_null_and_device_cpu(env):
+    exporter = InMemoryExporter()
+    probe = gpu.GpuProbe.create("cpu")
+    log = StageLog.from_triton_args(_args(env), exporter=exporter, gpu=probe)
+    with log.request("r1", rows=2) as rec:
+        rec.gpu_time(probe.stop(probe.start()))
+    log.close()
+    (ev,) = _events(exporter, probe)["stage_events"].to_pylist()
+    assert ev["device"] == "cpu"
+    assert ev["gpu_ms"] is None  # NULL, not 0
+    assert ev["gpu_mem_bytes"] is None
+    (load,) = encode(exporter.items)["model_versions"].to_pylist()
+    assert load["device"] == "cpu"
+
+
+def test_gpu_path_fills_gpu_ms_memory_and_device_id(env):
+    exporter = InMemoryExporter()
+    probe = gpu.GpuProbe.create("gpu", 0, cupy=FakeCupy(elapsed_ms=1.25), nvml=FakeNvml())
+    log = StageLog.from_triton_args(_args(env), exporter=exporter, gpu=probe)
+    for rid in ("r1", "r2"):
+        with log.request(rid, rows=4) as rec:
+            rec.gpu_time(probe.stop(probe.start()))
+    log.close()
+    events = _events(exporter, probe)["stage_events"].to_pylist()
+    assert [e["gpu_ms"] for e in events] == [1.25, 1.25]
+    assert {e["device"] for e in events} == {"gpu:0"}
+    assert {e["gpu_mem_bytes"] for e in events} == {123 << 20}
+
+
+def test_cpu_fallback_is_recorded_in_logging_policy(env):
+    exporter = InMemoryExporter()
+    log = StageLog.from_triton_args(_args(env), exporter=exporter)
+    gpu.record_fallback(log, "device 'gpu' asked for, running on CPU: CuPy sees no CUDA device")
+    log.close()
+    notices = [i for i in exporter.items if isinstance(i, PolicyNotice)]
+    assert [(n.scope, n.policy) for n in notices] == [("device", "cpu_fallback")]
+    (row,) = encode(exporter.items)["logging_policy"].to_pylist()
+    assert row["policy"] == "cpu_fallback" and "CuPy sees no CUDA device" in row["reason"]
+
+
+def test_record_fallback_ignores_null_logger_and_empty_reason(env, monkeypatch):
+    monkeypatch.setenv("STAGELOG_LOGGING", "off")
+    gpu.record_fallback(StageLog.from_triton_args(_args(env)), "why")  # no processor: no error
+    exporter = InMemoryExporter()
+    monkeypatch.setenv("STAGELOG_LOGGING", "on")
+    log = StageLog.from_triton_args(_args(env), exporter=exporter)
+    gpu.record_fallback(log, "")
+    log.close()
+    assert not [i for i in exporter.items if isinstance(i, PolicyNotice)]
+
+
+# --------------------------------------------------------------------------- device sampler
+
+
+def test_sampler_reads_every_gpu():
+    sampler = gpu.DeviceSampler(nvml=FakeNvml(count=2), host="h1")
+    rows = sampler.sample()
+    assert [r["gpu_index"] for r in rows] == [0, 1]
+    row = rows[0]
+    assert row["source"] == "gpu" and row["host"] == "h1"
+    assert (row["gpu_util"], row["gpu_mem_used"]) == (87.0, 10 << 30)
+    assert row["gpu_mem_total"] == 80 << 30
+    assert (row["power_w"], row["temperature_c"]) == (312.5, 41.0)
+
+
+def test_sampler_leaves_an_unsupported_counter_null():
+    (row,) = gpu.DeviceSampler(nvml=FakeNvml(power=False)).sample()
+    assert row["power_w"] is None and row["gpu_util"] == 87.0
+
+
+def test_sampler_without_nvml_is_a_noop_that_says_why(caplog):
+    caplog.set_level("INFO", logger="stagelog.gpu")
+    sampler = gpu.DeviceSampler(nvml=FakeNvml(fail_init=True))
+    assert not sampler.active and sampler.sample() == []
+    assert "NVML Shared Library Not Found" in caplog.text
+    assert gpu.DeviceSampler(nvml=FakeNvml(count=0)).reason == "NVML sees no GPU"
+
+
+def test_sampler_thread_writes_system_samples_segments(tmp_path):
+    thread = gpu.SamplerThread(tmp_path / "spool", gpu.DeviceSampler(nvml=FakeNvml(count=1)),
+                               interval_s=0.01, segment_every_s=0.05).start()
+    time.sleep(0.3)
+    thread.stop()
+    segments = sorted((tmp_path / "spool" / "system_samples").glob("*.arrow"))
+    assert len(segments) >= 2
+    rows = [r for s in segments for r in read_segment(s).to_pylist()]
+    assert len(rows) == thread.rows_written >= 5
+    assert {r["source"] for r in rows} == {"gpu"} and rows[0]["temperature_c"] == 41.0
+
+
+def test_sampler_thread_without_gpu_starts_nothing(tmp_path):
+    thread = gpu.SamplerThread(tmp_path / "spool", gpu.DeviceSampler(nvml=FakeNvml(count=0)))
+    thread.start()
+    thread.stop()
+    assert not (tmp_path / "spool").exists()
