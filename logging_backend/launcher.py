@@ -49,7 +49,6 @@ LOG_TAIL_LINES = 40
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 STUB = "triton_python_backend_stub"
 COLLECTOR_MODULE = "logging_backend.collector"
-COLLECTOR_SOURCE = REPO_ROOT / "logging_backend" / "collector.py"
 
 
 # --------------------------------------------------------------------------- discovery
@@ -462,13 +461,7 @@ def _fail(settings: Settings, name: str, message: str) -> LauncherError:
 
 def _start_collector(
     settings: Settings, env: Mapping[str, str], deadline: float
-) -> tuple[int | None, str | None]:
-    if not COLLECTOR_SOURCE.exists():
-        LOG.warning(
-            "logging_backend/collector.py does not exist yet: starting without a collector "
-            "(stage processes still write spool segments)"
-        )
-        return None, None
+) -> tuple[int, str | None]:
     ready_file = collector_file(settings)
     ready_file.unlink(missing_ok=True)
     proc = _start(settings, COLLECTOR, [sys.executable, "-m", COLLECTOR_MODULE], env)

@@ -383,7 +383,6 @@ def test_collector_starts_before_the_server_and_stops_after_it(
     monkeypatch.setenv("PYTHONPATH", str(package))
     monkeypatch.setenv("FAKE_TRITON_MODE", "need-collector")
     monkeypatch.setattr(launcher, "COLLECTOR_MODULE", "fakecollector")
-    monkeypatch.setattr(launcher, "COLLECTOR_SOURCE", package / "fakecollector.py")
     logging_on = config.load(
         home=settings.home,
         grpc_port=settings.grpc_port,
@@ -417,7 +416,6 @@ def test_collector_that_dies_fails_up_with_its_log(
     (package / "badcollector.py").write_text("raise SystemExit('migrations failed: disk full')\n")
     monkeypatch.setenv("PYTHONPATH", str(package))
     monkeypatch.setattr(launcher, "COLLECTOR_MODULE", "badcollector")
-    monkeypatch.setattr(launcher, "COLLECTOR_SOURCE", package / "badcollector.py")
     logging_on = config.load(
         home=settings.home,
         grpc_port=settings.grpc_port,

@@ -1,0 +1,305 @@
+"""The README demo: start the stack, send real gRPC traffic, show decisions and what was logged.
+
+``make demo`` runs ``python -m clients.demo``. Steps:
+
+1. start Triton + the collector in ``.stagelog`` (or ``--home``); a stack already running there
+   is used as it is and left running;
+2. score a few hundred generated card-payment events (some with dirty data: missing fields,
+   unknown categories, outliers, duplicates) in batches over gRPC;
+3. send rows that cannot be scored and show the INVALID_ARG errors (row and field named),
+   then show that the server still serves;
+4. query what was logged: rows per table, latency per stage, the decision mix, the refused
+   requests, and the lineage of one request across every stage;
+5. stop the stack (``--keep-running`` leaves it up for ``stagelog sql`` and friends).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import tritonclient.grpc as grpcclient
+import typer
+from rich.console import Console
+from rich.table import Table
+from tritonclient.utils import InferenceServerException
+
+from clients.score import (
+    CLASSES,
+    ScoreResult,
+    generated_events,
+    print_summary,
+    request_ids,
+    score_batch,
+    score_events,
+)
+from logging_backend import config, launcher, query
+from logging_backend.errors import StagelogError
+
+# Rows a client might send by mistake, each with the field the error must name.
+BAD_ROWS: list[tuple[str, Any]] = [
+    ("not JSON", "{event_id: e-1, amount: 12"),
+    ("no event_id", {"card_id": "c-9", "amount": 12.5, "currency": "EUR"}),
+    ("amount negative", {"event_id": "bad-neg", "amount": -40.0}),
+    ("amount NaN", '{"event_id": "bad-nan", "amount": NaN}'),
+    ("amount not a number", {"event_id": "bad-str", "amount": "twelve"}),
+]
+
+
+def _rule(console: Console, step: int, title: str) -> None:
+    console.rule(f"[bold]{step}. {title}")
+
+
+def start(console: Console, home: Path | None) -> tuple[config.Settings, bool]:
+    """Start the stack in ``home``; return its settings and whether this demo started it.
+
+    A stack already running in the home is reused. When a configured port is taken by
+    something else, free ports are used instead (and said so).
+    """
+    settings = launcher.settings_from_stack(home)
+    if launcher.status(settings).running:
+        console.print(f"a stack is already running in {settings.home}: using it")
+        return settings, False
+    try:
+        launcher.check_ports(settings)
+    except StagelogError as exc:
+        grpc_port, http_port, metrics_port = launcher.free_ports(3)
+        console.print(f"[yellow]{exc}[/yellow]\nusing free ports instead: gRPC {grpc_port}")
+        settings = config.load(
+            home=settings.home,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            metrics_port=metrics_port,
+        )
+    console.print(f"starting Triton + collector in {settings.home} (first start takes a while)")
+    started = time.monotonic()
+    stack = launcher.up(settings)
+    console.print(
+        f"ready in {time.monotonic() - started:.1f} s: tritonserver {stack.triton_version} "
+        f"on gRPC {stack.grpc_url}, logging {'on' if stack.logging else 'off'}"
+        + (f", collector at {stack.query_url}" if stack.query_url else "")
+    )
+    return settings, True
+
+
+def score(
+    console: Console, client: grpcclient.InferenceServerClient, n: int, seed: int
+) -> tuple[list[str], str]:
+    """Score ``n`` generated events in batches and print the summary.
+
+    Returns:
+        The ids of the served requests, and the id of a one-event request whose lineage the
+        demo shows (the first event not approved, sent again alone).
+    """
+    events = generated_events(n, seed, dirty=0.05)
+    flagged: list[tuple[dict, ScoreResult, int]] = []
+    served: list[str] = []
+
+    def keep(batch: list, result: ScoreResult | InferenceServerException) -> None:
+        if isinstance(result, InferenceServerException):
+            return
+        served.append(result.request_id)
+        for row, decision in enumerate(result.decisions):
+            if decision != "approve":
+                flagged.append((batch[row], result, row))
+
+    summary = score_events(client, events, 25, request_ids("demo"), on_result=keep)
+    console.print(f"sent {n} events (seed {seed}, 5 % dirty) in batches of 25 over gRPC")
+    print_summary(summary, console)
+    table = Table(title=f"events not approved (first 10 of {len(flagged)})")
+    for column in ("request_id", "row", "event_id", "amount", "category", "country", "channel"):
+        table.add_column(column)
+    for name in CLASSES:
+        table.add_column(f"p({name})", justify="right")
+    table.add_column("decision")
+    for event, result, row in flagged[:10]:
+        table.add_row(
+            result.request_id,
+            str(row),
+            str(event.get("event_id")),
+            f"{event.get('amount')} {event.get('currency', '')}",
+            str(event.get("merchant_category", "-")),
+            str(event.get("country", "-")),
+            str(event.get("channel", "-")),
+            *(f"{p:.3f}" for p in result.probabilities[row]),
+            result.decisions[row],
+        )
+    console.print(table)
+    chosen = flagged[0][0] if flagged else events[0]
+    again = dict(chosen, event_id=f"{chosen['event_id']}-again")
+    single = score_batch(client, [again], "demo-lineage")
+    served.append(single.request_id)
+    console.print(
+        f"event {chosen['event_id']} sent again alone as request demo-lineage: "
+        f"{single.decisions[0]} (probabilities "
+        + ", ".join(f"{c} {p:.3f}" for c, p in zip(CLASSES, single.probabilities[0], strict=True))
+        + ")"
+    )
+    return served, single.request_id
+
+
+def refuse(console: Console, client: grpcclient.InferenceServerClient, seed: int) -> str:
+    """Send batches with one bad row each; show the errors; show that serving goes on.
+
+    Returns:
+        The id of the request served right after the refused ones.
+    """
+    good = generated_events(3, seed + 1000)
+    table = Table(title="bad input: the whole request is refused, the row and field are named")
+    table.add_column("case")
+    table.add_column("request_id")
+    table.add_column("gRPC status")
+    table.add_column("message")
+    for index, (case, row) in enumerate(BAD_ROWS):
+        batch = [good[0], json.dumps(row) if isinstance(row, dict) else row, good[1]]
+        request_id = f"demo-bad-{index}"
+        try:
+            score_batch(client, batch, request_id)
+            table.add_row(case, request_id, "[red]accepted?![/red]", "")
+        except InferenceServerException as exc:
+            table.add_row(case, request_id, str(exc.status()).split(".")[-1], exc.message())
+    console.print(table)
+    result = score_batch(client, good, "demo-after-bad")
+    console.print(
+        f"the next request is served as usual: {result.request_id} -> {', '.join(result.decisions)}"
+    )
+    return result.request_id
+
+
+# What the demo asks the store, in order: (title, SQL). Column names: logging_backend/migrations.
+QUERIES: list[tuple[str, str]] = [
+    (
+        "rows logged per table",
+        "SELECT * FROM (SELECT 'stage_events' AS table, count() AS rows FROM stagelog.stage_events "
+        "UNION ALL SELECT 'stage_tensors', count() FROM stagelog.stage_tensors "
+        "UNION ALL SELECT 'predictions', count() FROM stagelog.predictions "
+        "UNION ALL SELECT 'model_versions', count() FROM stagelog.model_versions "
+        "UNION ALL SELECT 'logging_policy', count() FROM stagelog.logging_policy "
+        "UNION ALL SELECT 'system_samples', count() FROM stagelog.system_samples) ORDER BY table",
+    ),
+    (
+        "latency per stage (wall and CPU time inside each stage, per request)",
+        "SELECT stage, model_version AS version, count() AS requests, sum(rows) AS events, "
+        "round(quantile(0.5)(wall_ms), 3) AS p50_wall_ms, "
+        "round(quantile(0.95)(wall_ms), 3) AS p95_wall_ms, round(avg(cpu_ms), 3) AS avg_cpu_ms "
+        "FROM stagelog.stage_events WHERE status = 'ok' GROUP BY stage, model_version "
+        "ORDER BY indexOf(['preprocess', 'features', 'mlp', 'forest', 'logreg', 'aggregate'], "
+        "toString(stage))",
+    ),
+    (
+        "decisions of the ensemble, with the mean probability of each class",
+        "SELECT decision, count() AS events, "
+        "round(avg(class_probs['legit']), 3) AS avg_p_legit, "
+        "round(avg(class_probs['card_fraud']), 3) AS avg_p_card_fraud, "
+        "round(avg(class_probs['account_takeover']), 3) AS avg_p_account_takeover "
+        "FROM stagelog.predictions WHERE model = 'aggregate' GROUP BY decision "
+        "ORDER BY events DESC",
+    ),
+    (
+        "how often the members disagree with the ensemble's class",
+        "SELECT p.model AS member, p.model_version AS version, count() AS events, "
+        "countIf(p.predicted_class != a.predicted_class) AS disagreements "
+        "FROM stagelog.predictions AS p INNER JOIN "
+        "(SELECT request_id, row, predicted_class FROM stagelog.predictions "
+        "WHERE model = 'aggregate') AS a ON p.request_id = a.request_id AND p.row = a.row "
+        "WHERE p.model != 'aggregate' GROUP BY member, version ORDER BY member",
+    ),
+    (
+        "refused requests, as the stage that refused them logged them",
+        "SELECT request_id, stage, error FROM stagelog.stage_events "
+        "WHERE status = 'error' ORDER BY ts",
+    ),
+]
+INGEST_TIMEOUT_S = 60.0
+
+
+def wait_until_logged(settings: config.Settings, request_ids: list[str]) -> float:
+    """Wait until the `aggregate` stage rows of ``request_ids`` are in the store; return s."""
+    started = time.monotonic()
+    sql = (
+        "SELECT uniqExact(request_id) FROM stagelog.stage_events "
+        "WHERE stage = 'aggregate' AND request_id IN {ids:Array(String)}"
+    )
+    while True:
+        result = query.execute(settings, sql, {"ids": request_ids}, "JSONCompact")
+        count = json.loads(result)["data"][0][0]
+        if int(count) >= len(request_ids):
+            return time.monotonic() - started
+        if time.monotonic() - started > INGEST_TIMEOUT_S:
+            raise StagelogError(
+                f"only {count} of {len(request_ids)} requests reached the store in "
+                f"{INGEST_TIMEOUT_S:.0f} s; see {settings.logs_dir / 'collector.log'}"
+            )
+        time.sleep(0.2)
+
+
+def show_logged(
+    console: Console, settings: config.Settings, served: list[str], lineage_id: str
+) -> None:
+    """Query what the stages logged: tables, latency, decisions, errors, one lineage."""
+    if not settings.logging:
+        console.print("logging is off in this stack: nothing was recorded")
+        return
+    waited = wait_until_logged(settings, served)
+    console.print(
+        f"all {len(served)} served requests are in ClickHouse ({settings.dsn}) "
+        f"{waited:.1f} s after the last answer"
+    )
+    for title, sql in QUERIES:
+        console.print(f"\n[dim]stagelog sql \"{sql}\"[/dim]")
+        query.render_table(query.execute(settings, sql, None, "table"), console, title)
+    console.print(f"\n[dim]stagelog lineage {lineage_id}[/dim]")
+    query.lineage(settings, lineage_id, console)
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    home: Annotated[Path | None, typer.Option(help="STAGELOG_HOME (default ./.stagelog).")] = None,
+    events: Annotated[int, typer.Option(help="Events to score.")] = 300,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Leave the stack up at the end.")
+    ] = False,
+) -> None:
+    """Run the stagelog demo end to end."""
+    # Piped output (CI logs) gets a wide console so that the lineage table stays readable.
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.rule("[bold]stagelog demo")
+    _rule(console, 1, "start Triton and the collector")
+    try:
+        settings, started_here = start(console, home)
+    except StagelogError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    try:
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{settings.grpc_port}")
+        _rule(console, 2, "score card payments over gRPC")
+        served, lineage_id = score(console, client, events, seed)
+        _rule(console, 3, "bad input gets INVALID_ARG, naming the row and the field")
+        served.append(refuse(console, client, seed))
+        _rule(console, 4, "what was logged")
+        show_logged(console, settings, served, lineage_id)
+    except (StagelogError, InferenceServerException) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        if started_here and not keep_running:
+            _rule(console, 5, "stop the stack")
+            stopped = launcher.down(settings)
+            console.print(", ".join(f"stopped {name} (pid {pid})" for name, pid in stopped.items()))
+        else:
+            console.print(
+                f"\nthe stack keeps running in {settings.home}: try "
+                f"`stagelog status --home {settings.home}`, then `stagelog down --home "
+                f"{settings.home}`"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(app())
