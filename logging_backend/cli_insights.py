@@ -176,8 +176,29 @@ def metrics_command(
     print_metrics(result, Console())
 
 
+def report_command(
+    out: Annotated[Path, typer.Option(help="Where to write the HTML page.")] = Path("report.html"),
+    request_id: Annotated[
+        str | None, typer.Option(help="Request of the waterfall (default: the latest).")
+    ] = None,
+    since_minutes: Annotated[float, typer.Option(help="Window of the time plots.")] = 60.0,
+    drift_minutes: Annotated[float, typer.Option(help="Window of the PSI bars.")] = 5.0,
+    home: HomeOption = None,
+) -> None:
+    """Write a self-contained HTML report with plots (latency, waterfall, mix, drift)."""
+    from logging_backend import report  # noqa: PLC0415
+
+    try:
+        data = report.collect(_query(home), request_id, since_minutes, drift_minutes)
+    except (StagelogError, ValueError) as exc:
+        _die(exc)
+    out.write_text(report.render(data), encoding="utf-8")
+    typer.echo(f"wrote {out} ({out.stat().st_size} bytes)")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `stagelog` app."""
     app.add_typer(note_app, name="note")
     app.add_typer(baseline_app, name="baseline")
     app.command("metrics")(metrics_command)
+    app.command("report")(report_command)

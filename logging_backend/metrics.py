@@ -58,7 +58,7 @@ def settings_query(settings: Any) -> Query:
     return run
 
 
-def _ts(value: datetime) -> str:
+def ts_param(value: datetime) -> str:
     """Format a time as ClickHouse parses it for a DateTime64(6, 'UTC') parameter."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
@@ -153,7 +153,7 @@ def feature_psi(query: Query, t_from: datetime, t_to: datetime) -> list[dict[str
         "SELECT features_version, feature_index, feature, rows, psi "
         "FROM stagelog.feature_psi(t_from = {t_from:String}, t_to = {t_to:String}) "
         "ORDER BY psi DESC, feature_index",
-        {"t_from": _ts(t_from), "t_to": _ts(t_to)},
+        {"t_from": ts_param(t_from), "t_to": ts_param(t_to)},
     )
     return [
         {**r, "feature_index": int(r["feature_index"]), "rows": int(r["rows"]),
@@ -186,10 +186,11 @@ def _time_range(run: Query) -> tuple[datetime, datetime] | None:
     )
     if not rows or not int(rows[0]["n"]):
         return None
-    return _as_datetime(rows[0]["lo"]), _as_datetime(rows[0]["hi"])
+    return as_datetime(rows[0]["lo"]), as_datetime(rows[0]["hi"])
 
 
-def _as_datetime(value: Any) -> datetime:
+def as_datetime(value: Any) -> datetime:
+    """Parse a time as a row gives it (datetime, or ClickHouse's JSON text), as UTC."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     text = str(value).replace("T", " ").rstrip("Z")

@@ -207,3 +207,27 @@ def test_collect_and_print_every_metric_with_overlapping_notes(client, known):
                      "feature drift", "[event]", "PSP outage"):
         assert fragment in text
     assert "Long ago" not in text
+
+
+def test_report_collects_from_the_views(client, known):
+    from logging_backend import report
+
+    query = metrics.client_query(client)
+    client.insert(
+        "stagelog.stage_events",
+        [[T0 + timedelta(milliseconds=ms), "r3", stage, stage, "1", wall, wall * 0.8, "ok"]
+         for stage, ms, wall in (("preprocess", 0, 0.4), ("features", 1, 0.6),
+                                 ("aggregate", 3, 0.2))],
+        column_names=["ts", "request_id", "stage", "model_name", "model_version", "wall_ms",
+                      "cpu_ms", "status"],
+    )
+    data = report.collect(query, request_id="r3", drift_minutes=10)
+    assert [s.stage for s in data.waterfall] == ["preprocess", "features", "aggregate"]
+    assert [round(s.start_ms, 3) for s in data.waterfall] == [0.0, 1.0, 3.0]
+    assert data.prediction_mix["forest"] == {"legit": 3, "account_takeover": 1}
+    assert data.decision_mix == {"approve": 4}
+    assert data.action_mix == {"approve": 1, "block_card": 1}
+    assert "mlp" in data.latency and "preprocess" in data.latency
+    assert data.accuracy and data.latency_table
+    page = report.render(data)
+    assert 'id="waterfall-chart"' in page and 'data-stage="features"' in page
