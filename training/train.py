@@ -80,6 +80,8 @@ def dataset_sha256(events: list[LabelledEvent]) -> str:
 def metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
     """Accuracy, macro-F1, log-loss and per-class recall of ``probs`` against ``y``."""
     predicted = probs.argmax(axis=1)
+    clipped = np.clip(probs.astype(np.float64), 1e-7, 1.0)  # log-loss of a hard 0 is infinite
+    clipped /= clipped.sum(axis=1, keepdims=True)
     labels = list(range(len(CLASSES)))
     recall = recall_score(y, predicted, labels=labels, average=None, zero_division=0)
     return {
@@ -87,7 +89,7 @@ def metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
         "macro_f1": round(
             float(f1_score(y, predicted, labels=labels, average="macro", zero_division=0)), 4
         ),
-        "log_loss": round(float(log_loss(y, np.clip(probs, 1e-7, 1), labels=labels)), 4),
+        "log_loss": round(float(log_loss(y, clipped, labels=labels)), 4),
         "recall": {name: round(float(r), 4) for name, r in zip(CLASSES, recall, strict=True)},
     }
 
