@@ -16,6 +16,8 @@ non-replicated engine with the same arguments, and reads the user-facing name th
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -259,3 +261,18 @@ def test_cluster_layout_works_on_one_node_standin(client):
         "SELECT stage FROM stagelog.lineage WHERE request_id = 'r1' AND kind = 'event' "
         "ORDER BY step").result_rows
     assert lineage == [("preprocess",), ("features",)]
+
+
+def test_example_cluster_config_names_real_settings_and_macros(client):
+    root = Path(__file__).resolve().parents[2] / "docker"
+    config = ET.parse(root / "clickhouse-cluster" / "config.d" / "stagelog-cluster.xml").getroot()
+    assert config.find("remote_servers/stagelog/shard/replica/host") is not None
+    assert {m.tag for m in config.find("macros")} == {"shard", "replica"}  # cluster.REPLICA_PATH
+    assert "{shard}" in cluster.REPLICA_PATH
+    known = {r[0] for r in client.query("SELECT name FROM system.settings").result_rows}
+    for users in (root / "clickhouse-cluster" / "users.d" / "stagelog-cluster.xml",
+                  root / "clickhouse" / "users.d" / "grafana.xml"):
+        for profile in ET.parse(users).getroot().find("profiles"):
+            for setting in profile:
+                if setting.tag != "constraints":
+                    assert setting.tag in known, (users.name, profile.tag, setting.tag)

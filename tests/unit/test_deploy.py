@@ -265,3 +265,41 @@ def test_triton_image_has_every_package_the_stages_import():
         if not dists & listed:
             missing.append(f"{module} (distribution {sorted(dists) or '?'})")
     assert not missing, f"add to docker/triton/requirements.txt: {missing}"
+
+
+def test_load_balancer_example_validates_and_balances_grpc(compose_bin):
+    lb = ROOT / "docker" / "lb"
+    result = subprocess.run([compose_bin, "-f", str(lb / "docker-compose.yml"), "config"],
+                            cwd=lb, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    service = yaml.safe_load(result.stdout)["services"]["envoy"]
+    assert re.fullmatch(r"envoyproxy/envoy:v\d+\.\d+\.\d+", service["image"])
+    envoy = yaml.safe_load((lb / "envoy.yaml").read_text())
+    listener = envoy["static_resources"]["listeners"][0]
+    assert listener["address"]["socket_address"]["port_value"] == 8001
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    assert manager["codec_type"] == "HTTP2"
+    route = manager["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    upstream = envoy["static_resources"]["clusters"][0]
+    assert route["cluster"] == upstream["name"]
+    options = upstream["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert "http2_protocol_options" in options["explicit_http_config"]  # gRPC upstream
+    assert upstream["health_checks"][0]["http_health_check"]["path"] == "/v2/health/ready"
+    endpoints = upstream["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert len(endpoints) >= 2
+    for endpoint in endpoints:
+        assert endpoint["endpoint"]["address"]["socket_address"]["port_value"] == 8001
+        assert endpoint["endpoint"]["health_check_config"]["port_value"] == 8000
+
+
+def test_an_extra_gpu_host_can_point_at_a_shared_clickhouse(compose_bin, tmp_path):
+    env = tmp_path / "worker.env"
+    env.write_text(ENV_EXAMPLE.read_text() + "\nCLICKHOUSE_HOST=ch-lb.internal\n"
+                   "STAGELOG_NODE_NAME=gpu-host-2\nSTAGELOG_BIND=0.0.0.0\n")
+    result = compose_config(compose_bin, env)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert env_of(services["collector"])["STAGELOG_DSN"].endswith("@ch-lb.internal:8123")
+    assert services["triton"]["hostname"] == "gpu-host-2"
+    assert "0.0.0.0:8001:8001/tcp" in services["triton"]["ports"]
