@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 _LOG = logging.getLogger("stagelog.batch")
 
-DEFAULT_MAX_QUEUE = 50_000
+DEFAULT_MAX_QUEUE = 10_000  # records; at ~40 KB for a 64-row features record, <= ~400 MB
 DEFAULT_MAX_BATCH = 512
 
 
