@@ -107,7 +107,7 @@ def parse_row(raw: bytes | str, row: int) -> dict[str, Any]:
             raise RowError(row, "RAW", "not valid UTF-8") from None
     try:
         event = json.loads(raw)
-    except (json.JSONDecodeError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # ValueError: also ints over 4300 digits
         raise RowError(row, "RAW", f"not valid JSON: {_short(raw)}") from None
     if not isinstance(event, dict):
         raise RowError(row, "RAW", f"not a JSON object: {_short(event)}")
@@ -258,7 +258,7 @@ def loads_row(data: bytes | str, row: int) -> dict[str, Any]:
     """Decode one ``PROCESSED`` row; ``RowError`` when it is not a JSON object."""
     try:
         value = json.loads(data)
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, RecursionError):
         raise RowError(row, "PROCESSED", "not valid JSON") from None
     if not isinstance(value, dict):
         raise RowError(row, "PROCESSED", "not a JSON object")

@@ -61,6 +61,8 @@ def test_row_error_message_names_row_and_field():
         (b"", "RAW"),
         (b"\xff\xfe", "RAW"),
         (b"[1, 2]", "RAW"),
+        (b"[" * 100_000 + b"]" * 100_000, "RAW"),
+        (b'{"event_id": "x", "amount": 1' + b"0" * 5000 + b"}", "RAW"),
         (b'"a string"', "RAW"),
         (json.dumps({"amount": 3}).encode(), "event_id"),
         (json.dumps({"event_id": "", "amount": 3}).encode(), "event_id"),
