@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from logging_backend.errors import SpoolError
-from logging_backend.stage import ModelIdentity, ModelLoad, PolicyNotice, Record
+from logging_backend.stage import ModelIdentity, ModelLoad, PolicyNotice, Record, host_array
 
 _LOG = logging.getLogger("stagelog.spool")
 
@@ -248,9 +248,9 @@ def _summary(arr: np.ndarray) -> tuple[list[str], list[float]]:
 def _expand(direction: str, name: str, value: Any) -> Iterable[tuple[str, str, np.ndarray]]:
     if isinstance(value, dict):
         for key, arr in value.items():
-            yield direction, f"{name}.{key}", arr
+            yield direction, f"{name}.{key}", host_array(arr)
     else:
-        yield direction, name, value
+        yield direction, name, host_array(value)
 
 
 def encode(
@@ -379,7 +379,7 @@ def _encode_predictions(
     decisions: np.ndarray | None,
     t: _Table,
 ) -> None:
-    probs = np.atleast_2d(probs).astype(np.float32, copy=False)
+    probs = np.atleast_2d(host_array(probs)).astype(np.float32, copy=False)
     n, k = probs.shape
     names = _class_names(k)
     c = t.cols
@@ -394,7 +394,7 @@ def _encode_predictions(
     if decisions is None:
         c["decision"].extend([""] * n)
     else:
-        flat = np.asarray(decisions).ravel().tolist()
+        flat = host_array(decisions).ravel().tolist()
         if len(flat) != n:
             raise SpoolError(f"{ident.model}: {len(flat)} decisions for {n} prediction rows")
         c["decision"].extend(_as_bytes(d).decode("utf-8", "replace") for d in flat)

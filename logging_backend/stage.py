@@ -206,9 +206,25 @@ class PolicyNotice:
 # -- the record of one request ---------------------------------------------------------------
 
 
-def _snapshot(value: Any) -> np.ndarray:
-    """A private copy: Triton may reuse an input's memory once the response is sent."""
+def _snapshot(value: Any) -> Any:
+    """A private copy: Triton may reuse an input's memory once the response is sent.
+
+    A GPU array (CuPy: ``__cuda_array_interface__``) is copied on its device, asynchronously;
+    the flush thread moves it to the host (:func:`host_array`), off the request path.
+    """
+    if hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray):
+        return value.copy()
     return np.array(value, copy=True)
+
+
+def host_array(value: Any) -> np.ndarray:
+    """The numpy form of a snapshot (flush thread): GPU arrays are fetched with ``.get()``."""
+    if isinstance(value, np.ndarray):
+        return value
+    getter = getattr(value, "get", None)
+    if callable(getter) and hasattr(value, "__cuda_array_interface__"):
+        return np.asarray(getter())
+    return np.asarray(value)
 
 
 class Record:

@@ -375,3 +375,43 @@ def test_item_types_are_what_the_logger_buffers(repo):
     log.close()
     kinds = [type(i) for i in exporter.items]
     assert kinds == [ModelLoad, PolicyNotice, Record]
+
+
+class FakeDeviceArray:
+    """Stands in for a CuPy array: device copy on the request path, .get() in the flush thread."""
+
+    def __init__(self, data):
+        self.data = np.array(data)
+        self.gets = 0
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": self.data.shape, "typestr": self.data.dtype.str, "version": 3}
+
+    def copy(self):
+        return FakeDeviceArray(self.data.copy())
+
+    def get(self):
+        self.gets += 1
+        return self.data
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("implicit conversion to a NumPy array is not allowed")
+
+
+def test_gpu_arrays_are_copied_on_device_and_fetched_by_the_flush_thread(repo):
+    log, exporter = _open(repo)
+    feats = FakeDeviceArray(np.ones((2, 3), dtype=np.float32))
+    probs = FakeDeviceArray([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])
+    with log.request("gpu", rows=2) as rec:
+        rec.input("FEATURES", feats)
+        rec.predictions("mlp", probs)
+        feats.data[:] = 5  # the snapshot is a device copy taken at call time
+    log.close()
+    tables = _tables(exporter)
+    (t,) = tables["stage_tensors"]
+    assert t["values_f64"] == [1.0] * 6 and t["shape"] == [2, 3]
+    assert [p["predicted_class"] for p in tables["predictions"]] == [
+        _class_names(3)[2],
+        _class_names(3)[0],
+    ]
