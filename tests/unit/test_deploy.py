@@ -40,7 +40,7 @@ def compose_bin():
 def compose_config(compose_bin, env_file: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [compose_bin, "--env-file", str(env_file), "-f", str(COMPOSE), "--profile", "load",
-         "config", *extra],
+         "--profile", "tools", "config", *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
         env={"PATH": "/usr/local/bin:/usr/bin:/bin"},  # nothing from the caller's environment
     )
@@ -62,8 +62,9 @@ def env_of(service: dict) -> dict[str, str]:
 
 def test_compose_file_validates_with_every_service(config):
     assert set(config["services"]) == {
-        "clickhouse", "migrate", "triton", "collector", "grafana", "locust"}
+        "clickhouse", "migrate", "triton", "collector", "grafana", "locust", "cli"}
     assert config["services"]["locust"]["profiles"] == ["load"]
+    assert config["services"]["cli"]["profiles"] == ["tools"]
 
 
 def test_compose_refuses_to_render_without_the_passwords(compose_bin, tmp_path):
