@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit integration lint load bench clean compose-tool
+.PHONY: venv demo test unit integration lint load bench clean compose-tool browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,13 +17,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m clients.demo
 
-test: $(STAMP) compose-tool
+test: $(STAMP) compose-tool browser
 	$(BIN)/python -m pytest -q tests
 
 unit: $(STAMP) compose-tool
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests/integration
 
 bench: $(STAMP)
@@ -32,6 +32,10 @@ bench: $(STAMP)
 # tests/unit/test_deploy.py validates docker-compose.yml with docker-compose (installed if missing).
 compose-tool:
 	bash docker/ensure-compose.sh
+
+# tests/integration/test_report.py opens the report in Debian's chromium (installed if missing).
+browser:
+	bash scripts/install_chromium.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
