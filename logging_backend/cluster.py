@@ -284,7 +284,7 @@ def render_statement(statement: str, cluster: str | None) -> list[str]:
     """
     if cluster is None:
         return [statement]
-    statement = strip_comments(statement).strip()
+    statement = "\n".join(line.rstrip() for line in strip_comments(statement).strip().splitlines())
     on = _on_cluster(cluster)
     if match := _CREATE_DATABASE.match(statement):
         return [_insert_after(match, statement, on)]
@@ -321,3 +321,33 @@ def render_migration(sql: str, cluster: str | None) -> list[str]:
     for statement in split_statements(sql):
         rendered.extend(render_statement(statement, cluster))
     return rendered
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the DDL ``stagelog migrate`` runs for a cluster: ``python -m logging_backend.cluster``.
+
+    Args:
+        argv: ``[CLUSTER]``; without it, ``STAGELOG_CLUSTER``.
+    """
+    import sys  # noqa: PLC0415 - only the command line needs these
+
+    from logging_backend import store  # noqa: PLC0415 - store imports this module
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        name = cluster_name(args[0] if args else None)
+        if name is None:
+            raise ConfigError(f"give a cluster name: python -m logging_backend.cluster NAME "
+                              f"(or set {CLUSTER})")
+        for migration in store.migrations():
+            print(f"-- {migration.name}")
+            for statement in render_migration(migration.sql, name):
+                print(f"{statement};\n")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -185,7 +185,7 @@ SETTINGS replicated_deduplication_window = 100"""
         "SELECT k, count() AS n FROM stagelog.src -- a comment; with a semicolon\nGROUP BY k",
         "c1") == [
         "CREATE MATERIALIZED VIEW IF NOT EXISTS stagelog.mv ON CLUSTER `c1` TO stagelog.agg_local"
-        " AS SELECT k, count() AS n FROM stagelog.src_local \nGROUP BY k"]
+        " AS SELECT k, count() AS n FROM stagelog.src_local\nGROUP BY k"]
 
 
 @pytest.mark.parametrize(("statement", "message"), [
@@ -199,6 +199,16 @@ SETTINGS replicated_deduplication_window = 100"""
 def test_statements_it_cannot_place_fail_loudly(statement, message):
     with pytest.raises(ConfigError, match=message):
         cluster.render_statement(statement, "c1")
+
+
+def test_command_prints_the_cluster_ddl(capsys, monkeypatch):
+    monkeypatch.delenv(cluster.CLUSTER, raising=False)
+    assert cluster.main([]) == 2
+    assert "give a cluster name" in capsys.readouterr().err
+    assert cluster.main(["prod"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"-- {MIGRATIONS[0].name}\n")
+    assert out.count("ON CLUSTER `prod`") == len(rendered_migrations())
 
 
 def test_comments_and_quotes():
