@@ -115,8 +115,8 @@ def test_triton_gets_gpus_shm_models_readiness_and_env(config):
     assert triton["shm_size"]
     assert any(str(v).endswith(":/models:ro") for v in triton["volumes"])
     assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
-    assert triton["command"][0] == "tritonserver"
-    assert "--model-repository=/models" in triton["command"]
+    assert triton["command"][0] == "stagelog-serve"  # docker/triton/serve.sh
+    assert "COPY docker/triton/serve.sh /usr/local/bin/stagelog-serve" in dockerfile.read_text()
     env = env_of(triton)
     assert env["STAGELOG_DEVICE"] == "gpu"
     assert env["STAGELOG_HOME"] == "/var/lib/stagelog"
@@ -304,3 +304,40 @@ def test_an_extra_gpu_host_can_point_at_a_shared_clickhouse(compose_bin, tmp_pat
     assert env_of(services["collector"])["STAGELOG_DSN"].endswith("@ch-lb.internal:8123")
     assert services["triton"]["hostname"] == "gpu-host-2"
     assert "0.0.0.0:8001:8001/tcp" in services["triton"]["ports"]
+
+
+def run_serve(tmp_path, **env):
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "tritonserver").write_text('#!/bin/sh\necho "tritonserver $*"\n')
+    (fake / "tritonserver").chmod(0o755)
+    result = subprocess.run(
+        ["sh", str(ROOT / "docker" / "triton" / "serve.sh"), "--exit-on-error=true"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={"PATH": f"{fake}:/usr/bin:/bin", "PYTHON": sys.executable,
+             "STAGELOG_MODEL_REPOSITORY": str(ROOT / "model_repository"),
+             "STAGELOG_GPU_REPOSITORY_DIR": str(tmp_path / "gpu_repo"), **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_triton_entry_serves_members_on_the_visible_gpus(tmp_path):
+    result = run_serve(tmp_path, STAGELOG_DEVICE="gpu", STAGELOG_TRITON_GPUS="0,1")
+    repo = tmp_path / "gpu_repo"
+    assert result.stdout.strip() == (
+        f"tritonserver --model-repository={repo} --exit-on-error=true")
+    for member in ("mlp", "forest", "logreg"):
+        config = (repo / member / "config.pbtxt").read_text()
+        assert "kind: KIND_GPU" in config and "gpus: [ 0, 1 ]" in config, member
+    assert "KIND_GPU" not in (repo / "preprocess" / "config.pbtxt").read_text()
+
+
+def test_triton_entry_serves_the_committed_repository_without_a_gpu(tmp_path):
+    # No STAGELOG_TRITON_GPUS and CuPy sees no device here: CPU members, said on stderr.
+    result = run_serve(tmp_path, STAGELOG_DEVICE="gpu")
+    assert result.stdout.strip() == (
+        f"tritonserver --model-repository={ROOT / 'model_repository'} --exit-on-error=true")
+    assert "no GPU is visible" in result.stderr
+    result = run_serve(tmp_path, STAGELOG_DEVICE="cpu", STAGELOG_TRITON_GPUS="0")
+    assert f"--model-repository={ROOT / 'model_repository'}" in result.stdout
