@@ -242,6 +242,18 @@ def record_fallback(logger: Any, reason: str) -> None:
 # --------------------------------------------------------------------------- device sampler
 
 
+def gpu_count(nvml: ModuleType | None = None) -> int:
+    """How many GPUs NVML sees (0 without NVML or a driver)."""
+    nvml = nvml if nvml is not None else _import_nvml()
+    if nvml is None:
+        return 0
+    try:
+        nvml.nvmlInit()
+        return int(nvml.nvmlDeviceGetCount())
+    except Exception:
+        return 0
+
+
 class DeviceSampler:
     """Reads every GPU's utilisation, memory, power and temperature through NVML.
 

@@ -25,15 +25,21 @@ _REQUEST_ID_MAP = re.compile(
 _STEP_MODEL = re.compile(r'model_name:\s*"([^"]+)"')
 
 
-def gpu_instance_group(count: int = 1, gpus: Sequence[int] = (0,)) -> str:
-    """The ``instance_group`` of a member on the GPU."""
+def gpu_instance_group(count: int = 1, gpus: Sequence[int] = (0,), kind: str = "KIND_GPU") -> str:
+    """The ``instance_group`` of a member on the GPU (``kind="KIND_CPU"``: on the CPU)."""
+    if kind == "KIND_CPU":
+        return f"instance_group [ {{ kind: KIND_CPU count: {count} }} ]"
+    if kind != "KIND_GPU":
+        raise ConfigError(f"instance kind {kind!r} must be KIND_GPU or KIND_CPU")
     ids = ", ".join(str(g) for g in gpus)
     return f"instance_group [ {{ kind: KIND_GPU count: {count} gpus: [ {ids} ] }} ]"
 
 
-def member_config_for_gpu(text: str, count: int = 1, gpus: Sequence[int] = (0,)) -> str:
-    """A member's ``config.pbtxt`` with its instance group moved to the GPU."""
-    group = gpu_instance_group(count, gpus)
+def member_config_for_gpu(
+    text: str, count: int = 1, gpus: Sequence[int] = (0,), kind: str = "KIND_GPU"
+) -> str:
+    """A member's ``config.pbtxt`` with its instance group moved to the GPU (or ``kind``)."""
+    group = gpu_instance_group(count, gpus, kind)
     if _INSTANCE_GROUP.search(text):
         return _INSTANCE_GROUP.sub(group, text, count=1)
     return text.rstrip("\n") + "\n" + group + "\n"
@@ -65,6 +71,7 @@ def write_gpu_repository(
     count: int = 1,
     gpus: Sequence[int] = (0,),
     map_request_id: bool = True,
+    kind: str = "KIND_GPU",
 ) -> Path:
     """Write the GPU variant of the model repository ``src`` into ``dst`` (replaced).
 
@@ -76,6 +83,8 @@ def write_gpu_repository(
         gpus: CUDA device ordinals to place them on.
         map_request_id: False drops ``REQUEST_ID`` from the members' ensemble inputs (for
             NumPy-2 member stubs, see :func:`ensemble_without_member_ids`).
+        kind: ``KIND_GPU``; ``KIND_CPU`` keeps the members on the CPU (the GPU check's
+            CPU-members phase and its dry run use the same generated layout).
 
     Returns:
         ``dst``.
@@ -101,7 +110,7 @@ def write_gpu_repository(
             (target / item.name).symlink_to(item.resolve(), target_is_directory=item.is_dir())
         text = (model / "config.pbtxt").read_text()
         if model.name in members:
-            text = member_config_for_gpu(text, count, gpus)
+            text = member_config_for_gpu(text, count, gpus, kind)
         elif model.name == ENSEMBLE and not map_request_id:
             text = ensemble_without_member_ids(text, members)
         (target / "config.pbtxt").write_text(text)

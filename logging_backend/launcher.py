@@ -488,6 +488,7 @@ def up(
     timeout: float = DEFAULT_TIMEOUT_S,
     extra_triton_args: Sequence[str] = (),
     ready_model: str | None = DEFAULT_READY_MODEL,
+    collector: bool = True,
 ) -> Stack:
     """Start the collector (unless logging is off) and tritonserver; return once ready.
 
@@ -498,6 +499,12 @@ def up(
         extra_triton_args: Arguments appended to the tritonserver command line (e.g.
             ``--trace-config=...``).
         ready_model: Model that must report ready; None waits for the server only.
+        collector: False starts no collector even with logging on: the stages' segments stay
+            in the spool (the GPU check on a machine without the ClickHouse engine).
+
+    With ``settings.device == "gpu"`` and no ``model_repository`` given, the stack serves a
+    generated copy of the repository with the members on ``KIND_GPU`` instances
+    (``$STAGELOG_HOME/model_repository_gpu``, see ``logging_backend.gpu_repository``).
 
     Returns:
         The started stack (also written to ``$STAGELOG_HOME/run/stack.json``).
@@ -510,6 +517,15 @@ def up(
     repo = Path(model_repository or DEFAULT_MODEL_REPOSITORY).expanduser().resolve()
     if not repo.is_dir():
         raise LauncherError(f"model repository {repo} does not exist")
+    if settings.device == "gpu" and model_repository is None:
+        from logging_backend.gpu import gpu_count  # noqa: PLC0415
+        from logging_backend.gpu_repository import write_gpu_repository  # noqa: PLC0415
+
+        if gpu_count() > 0:
+            repo = write_gpu_repository(repo, settings.home / "model_repository_gpu")
+        else:
+            LOG.warning("STAGELOG_DEVICE=gpu but NVML sees no GPU: serving %s (KIND_CPU); "
+                        "each member logs its CPU fallback", repo)
     for name in PROCESSES:
         pid = running_pid(settings, name)
         if pid is not None:
@@ -534,7 +550,7 @@ def up(
 
     deadline = time.monotonic() + timeout
     collector_pid, query_url = None, None
-    if settings.logging:
+    if settings.logging and collector:
         collector_pid, query_url = _start_collector(settings, env, deadline)
     command = triton_command(settings, binary, repo, backend_dir, extra_triton_args)
     proc = _start(settings, TRITON, command, env)

@@ -242,6 +242,11 @@ def test_record_fallback_ignores_null_logger_and_empty_reason(env, monkeypatch):
 # --------------------------------------------------------------------------- device sampler
 
 
+def test_gpu_count_is_zero_without_nvml_or_gpu():
+    assert gpu.gpu_count(FakeNvml(count=2)) == 2
+    assert gpu.gpu_count(FakeNvml(fail_init=True)) == 0
+
+
 def test_sampler_reads_every_gpu():
     sampler = gpu.DeviceSampler(nvml=FakeNvml(count=2), host="h1")
     rows = sampler.sample()
