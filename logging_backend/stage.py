@@ -24,6 +24,7 @@ GPU hook: ``rec.gpu_ms`` and ``rec.gpu_mem_bytes`` start as ``None`` (stored as 
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -212,6 +213,8 @@ def _snapshot(value: Any) -> Any:
     A GPU array (CuPy: ``__cuda_array_interface__``) is copied on its device, asynchronously;
     the flush thread moves it to the host (:func:`host_array`), off the request path.
     """
+    if type(value) is np.ndarray:  # the common case first: ndarray.copy() is the cheapest copy
+        return value.copy()
     if hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray):
         return value.copy()
     return np.array(value, copy=True)
@@ -385,6 +388,7 @@ class StageLogger:
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush everything and stop the background thread (``finalize``)."""
+        atexit.unregister(self.close)
         self.processor.shutdown(timeout)
 
     def announce(self, load: ModelLoad) -> None:
@@ -547,6 +551,8 @@ class StageLog:
             name=f"stagelog-flush-{model}",
             on_drop=logger.drop_notices,
         )
+        # finalize() closes the log; should the process exit without it, drain at exit
+        atexit.register(logger.close, 2.0)
         logger.announce(
             ModelLoad(
                 identity=identity,

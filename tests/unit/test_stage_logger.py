@@ -415,3 +415,24 @@ def test_gpu_arrays_are_copied_on_device_and_fetched_by_the_flush_thread(repo):
         _class_names(3)[2],
         _class_names(3)[0],
     ]
+
+
+def test_a_log_not_closed_is_drained_at_interpreter_exit(tmp_path):
+    import subprocess
+    import sys
+
+    version = tmp_path / "repo" / "m" / "1"
+    version.mkdir(parents=True)
+    script = f"""
+import numpy as np
+from logging_backend.stage import StageLog
+log = StageLog.from_triton_args({{"model_name": "m", "model_version": "1",
+    "model_repository": {str(version.parent)!r}, "model_config": "{{}}"}})
+with log.request("never-closed", rows=1) as rec:
+    rec.input("X", np.array([1.0]))
+"""
+    env = dict(os.environ, STAGELOG_HOME=str(tmp_path / "home"), STAGELOG_FLUSH_MS="600000")
+    env.pop("STAGELOG_LOGGING", None)
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    segments = list((tmp_path / "home" / "spool" / "stage_events").glob("*.arrow"))
+    assert len(segments) == 1
