@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,27 @@ def lineage(settings: config.Settings, request_id: str, console: Console) -> int
             detail, Text(value or "", style=value_style),
         )
     console.print(table)
+    _print_notes(settings, [r[7] for r in rows if r[2] not in ("action", "label")], console)
     return len(rows)
+
+
+def _print_notes(settings: config.Settings, stamps: list[str], console: Console) -> None:
+    """Print the notes (arrow 10) in effect while the request was served."""
+    from logging_backend import notes  # noqa: PLC0415 - only the lineage view needs it
+
+    if not stamps:
+        return
+    times = [datetime.fromisoformat(t).replace(tzinfo=timezone.utc) for t in stamps]
+
+    def run(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        text = execute(settings, sql, params, "JSONEachRow").decode("utf-8", errors="replace")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    found = notes.overlapping(run, min(times), max(times))
+    if found:
+        console.print("notes in effect:", style="bold")
+        for line in notes.format_lines(found):
+            console.print(f"  {line}", markup=False)
 
 
 def migrate(settings: config.Settings) -> list[str] | None:

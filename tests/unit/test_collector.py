@@ -173,8 +173,13 @@ def test_query_endpoint_binds_parameters_formats_and_reports_errors(tmp_path):
         assert "n" in table and "3" in table
         bad = cli(home, "sql", "SELECT nope", check=False)
         assert bad.returncode == 1 and "UNKNOWN_IDENTIFIER" in bad.stderr
+        status, _ = run.post({"query": "INSERT INTO stagelog.annotations (id, ts, kind, title, "
+                                       "valid_from) SELECT 'n1', now64(6), 'event', "
+                                       "'holiday traffic', now64(6) - INTERVAL 1 HOUR"})
+        assert status == 200
         lineage = cli(home, "lineage", "b").stdout
         assert "preprocess" in lineage and "status=ok" in lineage
+        assert "notes in effect" in lineage and "holiday traffic" in lineage
         assert "held" in cli(home, "migrate").stdout or "collector" in cli(home, "migrate").stdout
         assert run.stop() == 0
     assert not (home / "run" / "collector.json").exists()
