@@ -29,6 +29,12 @@ integration: $(STAMP) browser
 bench: $(STAMP)
 	$(BIN)/python -m bench.latency --out bench/out-latency.txt
 
+# Load test against the running stack (`stagelog up`), then the loss check of what it sent.
+# Settings: loadtest/locust.conf; extra flags: make load LOCUST_ARGS="-u 16 -t 2m".
+load: $(STAMP)
+	$(BIN)/locust -f loadtest/locustfile.py --config loadtest/locust.conf $(LOCUST_ARGS)
+	$(BIN)/python -m loadtest.losscheck
+
 # tests/unit/test_deploy.py validates docker-compose.yml with docker-compose (installed if missing).
 compose-tool:
 	bash docker/ensure-compose.sh
