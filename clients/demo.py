@@ -10,7 +10,10 @@
    then show that the server still serves;
 4. query what was logged: rows per table, latency per stage, the decision mix, the refused
    requests, and the lineage of one request across every stage;
-5. stop the stack (``--keep-running`` leaves it up for ``stagelog sql`` and friends).
+5. actions, labels and notes: a calm and a drifting phase of traffic, the action taken and the
+   true label reported for part of it, `stagelog metrics` and `stagelog report`
+   (``clients/demo_feedback.py``);
+6. stop the stack (``--keep-running`` leaves it up for ``stagelog sql`` and friends).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,8 +29,10 @@ import tritonclient.grpc as grpcclient
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from tritonclient.utils import InferenceServerException
 
+from clients import demo_feedback
 from clients.score import (
     CLASSES,
     ScoreResult,
@@ -86,7 +92,7 @@ def start(console: Console, home: Path | None) -> tuple[config.Settings, bool]:
 
 
 def score(
-    console: Console, client: grpcclient.InferenceServerClient, n: int, seed: int
+    console: Console, client: grpcclient.InferenceServerClient, n: int, seed: int, run: str
 ) -> tuple[list[str], str]:
     """Score ``n`` generated events in batches and print the summary.
 
@@ -106,7 +112,7 @@ def score(
             if decision != "approve":
                 flagged.append((batch[row], result, row))
 
-    summary = score_events(client, events, 25, request_ids("demo"), on_result=keep)
+    summary = score_events(client, events, 25, request_ids(run), on_result=keep)
     console.print(f"sent {n} events (seed {seed}, 5 % dirty) in batches of 25 over gRPC")
     print_summary(summary, console)
     table = Table(title=f"events not approved (first 10 of {len(flagged)})")
@@ -130,10 +136,10 @@ def score(
     console.print(table)
     chosen = flagged[0][0] if flagged else events[0]
     again = dict(chosen, event_id=f"{chosen['event_id']}-again")
-    single = score_batch(client, [again], "demo-lineage")
+    single = score_batch(client, [again], f"{run}-lineage")
     served.append(single.request_id)
     console.print(
-        f"event {chosen['event_id']} sent again alone as request demo-lineage: "
+        f"event {chosen['event_id']} sent again alone as request {single.request_id}: "
         f"{single.decisions[0]} (probabilities "
         + ", ".join(f"{c} {p:.3f}" for c, p in zip(CLASSES, single.probabilities[0], strict=True))
         + ")"
@@ -141,7 +147,9 @@ def score(
     return served, single.request_id
 
 
-def refuse(console: Console, client: grpcclient.InferenceServerClient, seed: int) -> str:
+def refuse(
+    console: Console, client: grpcclient.InferenceServerClient, seed: int, run: str
+) -> str:
     """Send batches with one bad row each; show the errors; show that serving goes on.
 
     Returns:
@@ -155,14 +163,14 @@ def refuse(console: Console, client: grpcclient.InferenceServerClient, seed: int
     table.add_column("message")
     for index, (case, row) in enumerate(BAD_ROWS):
         batch = [good[0], json.dumps(row) if isinstance(row, dict) else row, good[1]]
-        request_id = f"demo-bad-{index}"
+        request_id = f"{run}-bad-{index}"
         try:
             score_batch(client, batch, request_id)
             table.add_row(case, request_id, "[red]accepted?![/red]", "")
         except InferenceServerException as exc:
             table.add_row(case, request_id, str(exc.status()).split(".")[-1], exc.message())
     console.print(table)
-    result = score_batch(client, good, "demo-after-bad")
+    result = score_batch(client, good, f"{run}-after-bad")
     console.print(
         f"the next request is served as usual: {result.request_id} -> {', '.join(result.decisions)}"
     )
@@ -170,22 +178,29 @@ def refuse(console: Console, client: grpcclient.InferenceServerClient, seed: int
 
 
 # What the demo asks the store, in order: (title, SQL). Column names: logging_backend/migrations.
+# {run:String} is this run's request-id prefix: a home keeps the rows of earlier runs too.
+THIS_RUN = "startsWith(request_id, {run:String})"
 QUERIES: list[tuple[str, str]] = [
     (
-        "rows logged per table",
+        "rows logged for this run's requests",
         "SELECT * FROM (SELECT 'stage_events' AS table, count() AS rows FROM stagelog.stage_events "
-        "UNION ALL SELECT 'stage_tensors', count() FROM stagelog.stage_tensors "
-        "UNION ALL SELECT 'predictions', count() FROM stagelog.predictions "
-        "UNION ALL SELECT 'model_versions', count() FROM stagelog.model_versions "
-        "UNION ALL SELECT 'logging_policy', count() FROM stagelog.logging_policy "
-        "UNION ALL SELECT 'system_samples', count() FROM stagelog.system_samples) ORDER BY table",
+        f"WHERE {THIS_RUN} UNION ALL SELECT 'stage_tensors', count() FROM stagelog.stage_tensors "
+        f"WHERE {THIS_RUN} UNION ALL SELECT 'predictions', count() FROM stagelog.predictions "
+        f"WHERE {THIS_RUN}) ORDER BY table",
+    ),
+    (
+        "model versions loaded (one row per model instance and start)",
+        "SELECT model_name, model_version, left(artifact_sha256, 12) AS sha256, triton_version, "
+        "count() AS loads FROM stagelog.model_versions "
+        "GROUP BY model_name, model_version, sha256, triton_version ORDER BY model_name",
     ),
     (
         "latency per stage (wall and CPU time inside each stage, per request)",
         "SELECT stage, model_version AS version, count() AS requests, sum(rows) AS events, "
         "round(quantile(0.5)(wall_ms), 3) AS p50_wall_ms, "
         "round(quantile(0.95)(wall_ms), 3) AS p95_wall_ms, round(avg(cpu_ms), 3) AS avg_cpu_ms "
-        "FROM stagelog.stage_events WHERE status = 'ok' GROUP BY stage, model_version "
+        f"FROM stagelog.stage_events WHERE status = 'ok' AND {THIS_RUN} "
+        "GROUP BY stage, model_version "
         "ORDER BY indexOf(['preprocess', 'features', 'mlp', 'forest', 'logreg', 'aggregate'], "
         "toString(stage))",
     ),
@@ -195,7 +210,7 @@ QUERIES: list[tuple[str, str]] = [
         "round(avg(class_probs['legit']), 3) AS avg_p_legit, "
         "round(avg(class_probs['card_fraud']), 3) AS avg_p_card_fraud, "
         "round(avg(class_probs['account_takeover']), 3) AS avg_p_account_takeover "
-        "FROM stagelog.predictions WHERE model = 'aggregate' GROUP BY decision "
+        f"FROM stagelog.predictions WHERE model = 'aggregate' AND {THIS_RUN} GROUP BY decision "
         "ORDER BY events DESC",
     ),
     (
@@ -204,13 +219,14 @@ QUERIES: list[tuple[str, str]] = [
         "countIf(p.predicted_class != a.predicted_class) AS disagreements "
         "FROM stagelog.predictions AS p INNER JOIN "
         "(SELECT request_id, row, predicted_class FROM stagelog.predictions "
-        "WHERE model = 'aggregate') AS a ON p.request_id = a.request_id AND p.row = a.row "
+        f"WHERE model = 'aggregate' AND {THIS_RUN}) AS a "
+        "ON p.request_id = a.request_id AND p.row = a.row "
         "WHERE p.model != 'aggregate' GROUP BY member, version ORDER BY member",
     ),
     (
         "refused requests, as the stage that refused them logged them",
         "SELECT request_id, stage, error FROM stagelog.stage_events "
-        "WHERE status = 'error' ORDER BY ts",
+        f"WHERE status = 'error' AND {THIS_RUN} ORDER BY ts",
     ),
 ]
 INGEST_TIMEOUT_S = 60.0
@@ -237,7 +253,7 @@ def wait_until_logged(settings: config.Settings, request_ids: list[str]) -> floa
 
 
 def show_logged(
-    console: Console, settings: config.Settings, served: list[str], lineage_id: str
+    console: Console, settings: config.Settings, served: list[str], lineage_id: str, run: str
 ) -> None:
     """Query what the stages logged: tables, latency, decisions, errors, one lineage."""
     if not settings.logging:
@@ -248,10 +264,12 @@ def show_logged(
         f"all {len(served)} served requests are in ClickHouse ({settings.dsn}) "
         f"{waited:.1f} s after the last answer"
     )
+    params = {"run": f"{run}-"}
     for title, sql in QUERIES:
-        console.print(f"\n[dim]stagelog sql \"{sql}\"[/dim]")
-        query.render_table(query.execute(settings, sql, None, "table"), console, title)
-    console.print(f"\n[dim]stagelog lineage {lineage_id}[/dim]")
+        shown = f"stagelog sql \"{sql}\"" + (f" --param run={run}-" if "{run:" in sql else "")
+        console.print(Text("\n" + shown, style="dim"))
+        query.render_table(query.execute(settings, sql, params, "table"), console, title)
+    console.print(Text(f"\nstagelog lineage {lineage_id}", style="dim"))
     query.lineage(settings, lineage_id, console)
 
 
@@ -280,17 +298,22 @@ def main(
     try:
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{settings.grpc_port}")
         _rule(console, 2, "score card payments over gRPC")
-        served, lineage_id = score(console, client, events, seed)
+        run = f"demo-{uuid.uuid4().hex[:6]}"
+        console.print(f"request ids of this run start with {run}-")
+        served, lineage_id = score(console, client, events, seed, run)
         _rule(console, 3, "bad input gets INVALID_ARG, naming the row and the field")
-        served.append(refuse(console, client, seed))
+        served.append(refuse(console, client, seed, run))
         _rule(console, 4, "what was logged")
-        show_logged(console, settings, served, lineage_id)
+        show_logged(console, settings, served, lineage_id, run)
+        if settings.logging:
+            _rule(console, 5, "actions, labels, a note, drift: online metrics and the report")
+            demo_feedback.run(console, client, settings, seed)
     except (StagelogError, InferenceServerException) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     finally:
         if started_here and not keep_running:
-            _rule(console, 5, "stop the stack")
+            _rule(console, 6, "stop the stack")
             stopped = launcher.down(settings)
             console.print(", ".join(f"stopped {name} (pid {pid})" for name, pid in stopped.items()))
         else:

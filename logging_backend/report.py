@@ -26,7 +26,7 @@ CLASS_COLORS = {"legit": "#54A24B", "card_fraud": "#E45756", "account_takeover":
 DECISION_COLORS = {"approve": "#54A24B", "review": "#EECA3B", "decline": "#E45756"}
 STAGE_ORDER = ("preprocess", "features", "mlp", "forest", "logreg", "aggregate", "feedback")
 TIME_BUCKETS = 60  # points per latency line
-DRIFT_BUCKETS = 12
+DRIFT_BUCKETS = 6  # ~100 rows per point in the demo: PSI of small samples is noisy
 
 
 @dataclass
@@ -99,16 +99,16 @@ def collect(
     hi = _dt(span[0]["hi"])
     lo = max(_dt(span[0]["lo"]), hi - timedelta(minutes=since_minutes))
     data.window = (lo, hi)
-    bucket_s = max(1, math.ceil((hi - lo).total_seconds() / TIME_BUCKETS))
+    bucket_ms = max(100, math.ceil((hi - lo).total_seconds() * 1000 / TIME_BUCKETS))
     window = {"lo": metrics.ts_param(lo), "hi": metrics.ts_param(hi + timedelta(seconds=1))}
     for row in query(
-        "SELECT toStartOfInterval(ts, toIntervalSecond({b:UInt32})) AS t, stage, "
+        "SELECT toStartOfInterval(ts, toIntervalMillisecond({b:UInt32})) AS t, stage, "
         "quantile(0.5)(wall_ms) AS p50, quantile(0.99)(wall_ms) AS p99, count() AS n "
         "FROM stagelog.stage_events "
         "WHERE ts >= toDateTime64({lo:String}, 6, 'UTC') "
         "AND ts < toDateTime64({hi:String}, 6, 'UTC') "
         "GROUP BY t, stage ORDER BY t",
-        {"b": bucket_s, **window},
+        {"b": bucket_ms, **window},
     ):
         data.latency.setdefault(row["stage"], []).append(
             (_dt(row["t"]), float(row["p50"]), float(row["p99"]), int(row["n"]))
@@ -177,7 +177,7 @@ def collect(
                                      p_hi)
         data.drift = [(r["feature"], r["psi"]) for r in recent]
         top = [name for name, _ in data.drift[:3]]
-        step = max((p_hi - p_lo) / DRIFT_BUCKETS, timedelta(seconds=1))
+        step = max((p_hi - p_lo) / DRIFT_BUCKETS, timedelta(milliseconds=200))
         t = p_lo
         while t < p_hi and top:
             rows = {r["feature"]: r for r in metrics.feature_psi(query, t, t + step)}
@@ -329,7 +329,7 @@ def bar_chart(
         return _empty(element_id, title)
     row_h = 20
     left = 210
-    height = _M["top"] + row_h * len(items) + _M["bottom"]
+    height = _M["top"] + row_h * len(items) + _M["bottom"] + 8
     plot_w = _W - left - 60
     x_max = _nice_max(max([v for _, v in items] + [t for t, _ in thresholds]))
     body = []
@@ -344,12 +344,13 @@ def bar_chart(
         body.append(f'<text x="{left + w + 4:.1f}" y="{y + 14}" font-size="11">'
                     f"{_fmt(value)}</text>")
     bottom = _M["top"] + row_h * len(items)
-    for value, label in thresholds:
+    for i, (value, label) in enumerate(thresholds):
         x = left + plot_w * value / x_max
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_M["top"]}" y2="{bottom}" '
                     f'stroke="#999" stroke-dasharray="4 3"/>')
-        body.append(f'<text x="{x:.1f}" y="{bottom + 14}" text-anchor="middle" font-size="10" '
-                    f'fill="#666">{_e(label)}</text>')
+        # Alternate rows, so that close thresholds do not print over each other.
+        body.append(f'<text x="{x:.1f}" y="{bottom + 12 + 11 * (i % 2)}" text-anchor="start" '
+                    f'font-size="10" fill="#666">{_e(label)}</text>')
     body.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" '
                 f'font-size="11">{_e(x_label)}</text>')
     return _svg(element_id, title, body, height=height)
