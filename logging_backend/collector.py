@@ -196,6 +196,8 @@ class Collector:
             try:
                 self.shipper.enforce_budget()
                 self.shipper.ship_all()
+                if self.shipper.pending() and time.monotonic() < deadline:
+                    continue  # written while shipping (e.g. drop records): ship those too
                 log.info("drained the spool into %s", self.destination)
                 return True
             except StoreUnavailable as exc:

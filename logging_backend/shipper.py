@@ -41,7 +41,7 @@ DROPS_TABLE = "spool_drops"
 # Dropped first when the spool is over budget; DROPS_TABLE is never dropped.
 DROP_ORDER = ("stage_tensors",)
 ORPHAN_TMP_AGE_S = 600.0
-DEFAULT_MAX_BATCH_BYTES = 64 << 20
+DEFAULT_MAX_BATCH_BYTES = 32 << 20  # compressed segment bytes; several times that in memory
 DEFAULT_MAX_BATCH_SEGMENTS = 5000
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _HOST_CHARS = re.compile(r"[^A-Za-z0-9_.]")
@@ -237,10 +237,13 @@ class Shipper:
     # ------------------------------------------------------------------ shipping
 
     def ship_all(self, max_batches: int | None = None) -> int:
-        """Ship batches round-robin over tables until the spool is empty.
+        """Ship what is in the spool now, in batches, round-robin over tables.
+
+        Segments that arrive meanwhile wait for the next call, so that a steady stream of new
+        segments cannot keep this call (and the collector's loop) from returning.
 
         Args:
-            max_batches: stop after this many batches (None: until empty).
+            max_batches: stop after this many batches (None: until the snapshot is shipped).
 
         Returns:
             Rows inserted.
@@ -248,14 +251,15 @@ class Shipper:
         Raises:
             StoreUnavailable: the store failed transiently; nothing was lost, retry later.
         """
+        snapshot = {t: {p.name for p in self.segments(t)} for t in self.tables()}
         rows = 0
         batches = 0
         while True:
             shipped_any = False
-            for table in self.tables():
+            for table, names in snapshot.items():
                 if max_batches is not None and batches >= max_batches:
                     return rows
-                result = self.ship_one(table)
+                result = self.ship_one(table, only=names)
                 if result is not None:
                     rows += result
                     batches += 1
@@ -263,15 +267,19 @@ class Shipper:
             if not shipped_any:
                 return rows
 
-    def ship_one(self, table: str) -> int | None:
+    def ship_one(self, table: str, only: set[str] | None = None) -> int | None:
         """Ship one batch of ``table``: a pending manifest first, else the oldest segments.
+
+        Args:
+            table: the table (spool folder).
+            only: ship only segments with these names (None: any).
 
         Returns:
             Rows inserted, or None when there was nothing to ship.
         """
         for manifest in self.manifests(table):
             return self._replay(table, manifest)
-        batch = self._next_batch(table)
+        batch = self._next_batch(table, only)
         if batch is None:
             return None
         manifest = self._manifest_path(batch)
@@ -281,10 +289,12 @@ class Shipper:
     def _manifest_path(self, batch: Batch) -> Path:
         return self.spool_dir / batch.table / f"{MANIFEST_PREFIX}{batch.token[:32]}.json"
 
-    def _next_batch(self, table: str) -> Batch | None:
+    def _next_batch(self, table: str, only: set[str] | None = None) -> Batch | None:
         names: list[str] = []
         size = 0
         for path in self.segments(table):
+            if only is not None and path.name not in only:
+                continue
             try:
                 seg_size = path.stat().st_size
             except FileNotFoundError:

@@ -150,6 +150,7 @@ def test_rejected_segment_is_set_aside_and_counted(tmp_path):
     client = FakeClient(fail=fail)
     ship = sh.Shipper(client, tmp_path)
     ship.ship_all()
+    ship.ship_all()  # the drop record written meanwhile
     shipped = sorted(
         r
         for t, d, _ in client.inserts
@@ -203,7 +204,25 @@ def test_unreadable_segment_is_set_aside_and_the_rest_shipped(tmp_path):
     client = FakeClient()
     ship = sh.Shipper(client, tmp_path)
     ship.ship_all()
+    ship.ship_all()
     rows = [r for t, d, _ in client.inserts if t == "stagelog.stage_events"
             for r in d.column("request_id").to_pylist()]
     assert sorted(rows) == ["r0", "r1"]
     assert ship.stats.dropped_segments["unreadable"] == 1
+
+
+def test_segments_arriving_while_shipping_wait_for_the_next_call(tmp_path):
+    write_many(tmp_path, "stage_events", 3)
+    arrivals = iter(range(100, 200))
+
+    def keep_writing(table, data):
+        # A busy stage process: a new segment lands during every insert.
+        i = next(arrivals)
+        sh.write_segment(tmp_path, "stage_events", events([f"new{i}"]),
+                         name=f"{5000 + i:019d}-h-1-{i:08d}.arrow")
+        return None
+
+    client = FakeClient(fail=keep_writing)
+    ship = sh.Shipper(client, tmp_path, max_batch_segments=1)
+    assert ship.ship_all() == 3  # returns although segments kept arriving
+    assert ship.pending() == 3
