@@ -219,29 +219,40 @@ def _is_numeric(arr: np.ndarray) -> bool:
     return arr.dtype.kind in "biuf"
 
 
+_SMALL = 256  # up to this many elements, Python's min/max beat numpy's per-call overhead
+
+
 def _summary(arr: np.ndarray) -> tuple[list[str], list[float]]:
     """Statistics kept under the summary policy (of the byte lengths for string tensors)."""
-    if _is_numeric(arr):
-        data = arr.astype(np.float64, copy=False).ravel()
-        prefix = ""
-    else:
-        data = np.fromiter(
-            (len(v) if type(v) is bytes else len(_as_bytes(v)) for v in arr.ravel().tolist()),
-            np.float64,
-            arr.size,
-        )
+    prefix = ""
+    if not _is_numeric(arr):
         prefix = "len_"
+        values = [len(v) if type(v) is bytes else len(_as_bytes(v)) for v in arr.ravel().tolist()]
+    elif arr.size <= _SMALL:
+        values = [float(v) for v in arr.ravel().tolist()]
+    else:
+        return _summary_numpy(arr.astype(np.float64, copy=False).ravel())
     keys = ["count"]
-    vals = [float(data.size)]
-    if data.size:
-        nan = np.isnan(data)
-        n_nan = int(nan.sum())
-        finite = data[~nan] if n_nan else data
+    vals = [float(len(values))]
+    if values:
+        present = [v for v in values if v == v]  # NaN != NaN
         keys.append("nan_count")
-        vals.append(float(n_nan))
-        if finite.size:
+        vals.append(float(len(values) - len(present)))
+        if present:
             keys += [prefix + "min", prefix + "max", prefix + "mean"]
-            vals += [float(finite.min()), float(finite.max()), float(finite.mean())]
+            vals += [float(min(present)), float(max(present)), sum(present) / len(present)]
+    return keys, vals
+
+
+def _summary_numpy(data: np.ndarray) -> tuple[list[str], list[float]]:
+    nan = np.isnan(data)
+    n_nan = int(nan.sum())
+    present = data[~nan] if n_nan else data
+    keys = ["count", "nan_count"]
+    vals = [float(data.size), float(n_nan)]
+    if present.size:
+        keys += ["min", "max", "mean"]
+        vals += [float(present.min()), float(present.max()), float(present.mean())]
     return keys, vals
 
 

@@ -436,3 +436,22 @@ with log.request("never-closed", rows=1) as rec:
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
     segments = list((tmp_path / "home" / "spool" / "stage_events").glob("*.arrow"))
     assert len(segments) == 1
+
+
+@pytest.mark.parametrize("size", [5, 1000])
+def test_summary_statistics_agree_between_small_and_large_tensors(size):
+    from logging_backend.spool_writer import _summary
+
+    rng = np.random.default_rng(size)
+    data = rng.normal(size=size)
+    data[::4] = np.nan
+    keys, vals = _summary(data.astype(np.float32))
+    got = dict(zip(keys, vals, strict=True))
+    present = data[~np.isnan(data)].astype(np.float32).astype(np.float64)
+    assert got["count"] == size and got["nan_count"] == np.isnan(data).sum()
+    assert got["min"] == pytest.approx(present.min())
+    assert got["max"] == pytest.approx(present.max())
+    assert got["mean"] == pytest.approx(present.mean())
+    assert _summary(np.array([], dtype=np.float32)) == (["count"], [0.0])
+    assert _summary(np.full(3, np.nan)) == (["count", "nan_count"], [3.0, 3.0])
+    assert _summary(np.full(300, np.nan)) == (["count", "nan_count"], [300.0, 300.0])
