@@ -67,6 +67,15 @@ def test_compose_file_validates_with_every_service(config):
     assert config["services"]["cli"]["profiles"] == ["tools"]
 
 
+def test_every_image_is_pinned_or_built_here(config):
+    for name, service in config["services"].items():
+        image = service["image"]
+        if image.startswith("stagelog"):  # ours: built from docker/, never pulled
+            assert (ROOT / service["build"]["dockerfile"]).is_file(), name
+        else:
+            assert re.search(r":v?\d+\.\d+\.\d+", image), (name, image)
+
+
 def test_compose_refuses_to_render_without_the_passwords(compose_bin, tmp_path):
     env = tmp_path / "empty.env"
     env.write_text("")
