@@ -5,23 +5,28 @@ scores a calm phase and then a drift phase of generated events (the generator's 
 knob), reports the action taken for most rows and the true label for half of them through the
 `feedback` model, notes when the drift began, waits until everything is in ClickHouse, then
 prints ``stagelog metrics``, PSI per phase, and writes ``stagelog report``.
+
+Alone: ``python -m clients.demo_feedback [--home DIR] [--keep-running]`` starts a stack (or uses
+the one running in the home), runs this step and stops what it started.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import tritonclient.grpc as grpcclient
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from clients import feedback as fb
 from clients.score import score_batch
-from logging_backend import config, metrics, notes, report
+from logging_backend import config, launcher, metrics, notes, report
 from logging_backend.cli_insights import print_metrics
 from logging_backend.errors import StagelogError
 from training.generator import generate
@@ -148,3 +153,35 @@ def run(
     console.print(f"\n[dim]stagelog report --out {path}[/dim]\nwrote the HTML report "
                   f"({path.stat().st_size // 1024} KiB): open {path.as_uri()} in a browser")
     return path
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    home: Annotated[Path | None, typer.Option(help="STAGELOG_HOME (default ./.stagelog).")] = None,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
+    per_phase: Annotated[int, typer.Option(help="Events in each phase.")] = 300,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Leave the stack up at the end.")
+    ] = False,
+) -> None:
+    """Run this demo step on its own."""
+    from clients.demo import start  # noqa: PLC0415 - the README demo's start-or-reuse
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    settings, started_here = start(console, home)
+    try:
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{settings.grpc_port}")
+        run(console, client, settings, seed, per_phase)
+    except StagelogError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        if started_here and not keep_running:
+            launcher.down(settings)
+
+
+if __name__ == "__main__":
+    app()
