@@ -1,0 +1,579 @@
+"""What logging every arrow costs at load: throughput and latency of `pipeline` per logging mode.
+
+Modes, all on the same machine and the same models (the repository's model_repository):
+
+- ``off``      (a) ``stagelog up --no-logging``: the stages use the null logger, no collector.
+- ``full``     (b) full logging: every tensor, event and prediction, shipped by the collector.
+- ``sampled``  (c) the stages' ``logging_policy`` set to ``sampled`` (``--sample-rate``, 0.1 by
+  default): events and predictions always, tensors for that share of requests. Served from a
+  copy of the repository whose stage configs carry the policy parameters (nothing else differs).
+- ``summary``  (c') ``logging_policy`` ``summary``: per-tensor statistics instead of values.
+- ``trace``    (d) logging off plus Triton's own tracing, ``--trace-config level=TENSORS
+  --trace-config rate=1``, written to a file under the run's home every ``--trace-log-frequency``
+  traces (Triton's default, 0, would keep every trace in memory until shutdown).
+
+Each repetition starts a fresh stack per mode (temporary STAGELOG_HOME, free ports), in rotated
+order (repetition r starts at mode r), so that drift of a shared machine spreads over all modes.
+Per run: ``--warmup`` seconds of load, then ``--duration`` measured seconds of closed-loop load
+from ``--concurrency`` asyncio clients (``tritonclient.grpc.aio``, one request in flight each,
+``--batch-size`` events per request, fresh event ids as in the load test). Reported per run:
+throughput (requests answered in the window / window), p50/p99 latency of those requests, CPU
+seconds of the server (Triton + stubs) and of the collector per 1000 requests. With logging on,
+once the load stops, the store is polled until every request sent (warm-up included) has its
+6 ``stage_events`` rows and ``batch x 4`` ``predictions`` rows: rows lost = expected - found
+after ``--drain-timeout`` seconds (must be 0). With tracing on, the trace files' size is reported.
+
+The summary gives, per mode, the median over repetitions and the ratio to mode ``off``.
+
+Usage::
+
+    python -m bench.overhead                                  # off, full, sampled, trace; 3 reps
+    python -m bench.overhead --modes off,full --repetitions 5 --concurrency 16
+    python -m bench.overhead --out bench/results/overhead.txt --json bench/results/overhead.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import psutil
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+from tritonclient.utils import InferenceServerException
+
+from loadtest.workload import EventSource, raw_tensor
+from logging_backend import config, launcher, query
+from logging_backend.config import REPO_ROOT
+
+MODEL = "pipeline"
+OUTPUTS = ("REQUEST_ID", "PROBABILITIES", "DECISION")
+STAGES = 6  # preprocess, features, mlp, forest, logreg, aggregate: one stage_events row each
+PREDICTION_MODELS = 4  # mlp, forest, logreg, aggregate: one predictions row per batch row each
+POLICY_STAGES = ("preprocess", "features", "mlp", "forest", "logreg", "aggregate")
+BASELINE = "off"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way of serving the same models."""
+
+    name: str
+    label: str
+    logging: bool
+    policy: str | None = None  # stage logging_policy other than the configs' own
+    trace: bool = False
+
+
+MODES: dict[str, Mode] = {
+    "off": Mode("off", "(a) logging off (--no-logging)", logging=False),
+    "full": Mode("full", "(b) full logging", logging=True),
+    "sampled": Mode("sampled", "(c) sampled policy", logging=True, policy="sampled"),
+    "summary": Mode("summary", "(c') summary policy", logging=True, policy="summary"),
+    "trace": Mode("trace", "(d) off + Triton trace TENSORS rate=1", logging=False, trace=True),
+}
+DEFAULT_MODES = ("off", "full", "sampled", "trace")
+
+
+# ----------------------------------------------------------------------------- the stacks
+
+
+def policy_repository(src: Path, dst: Path, policy: str, sample_rate: float) -> Path:
+    """Copy ``src`` to ``dst`` with every pipeline stage's ``logging_policy`` set to ``policy``.
+
+    Any ``logging_policy``/``sample_rate``/``logging_reason`` parameters already in a stage's
+    config are replaced; everything else (code, artifacts, other parameters) is copied as is.
+    """
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    own = re.compile(r'^\s*parameters:\s*\{\s*key:\s*"(logging_policy|sample_rate|logging_reason)"')
+    for stage in POLICY_STAGES:
+        path = dst / stage / "config.pbtxt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: stage {stage!r} missing from the model repository")
+        lines = [line for line in path.read_text().splitlines() if not own.match(line)]
+        params = {"logging_policy": policy, "logging_reason": "bench.overhead: policy cost"}
+        if policy == "sampled":
+            params["sample_rate"] = f"{sample_rate:g}"
+        for key, value in params.items():
+            lines.append(f'parameters: {{ key: "{key}" value: {{ string_value: "{value}" }} }}')
+        path.write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def trace_args(trace_dir: Path, log_frequency: int) -> list[str]:
+    """Triton's own tensor tracing for every request, written under ``trace_dir``."""
+    return [
+        f"--trace-config=triton,file={trace_dir / 'trace.json'}",
+        f"--trace-config=triton,log-frequency={log_frequency}",
+        "--trace-config=level=TENSORS",
+        "--trace-config=rate=1",
+    ]
+
+
+def _tree_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process and its live children (0 when gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+# ----------------------------------------------------------------------------- the load
+
+
+@dataclass
+class LoadResult:
+    """What the clients saw in one run."""
+
+    sent_ok: int = 0  # answered requests, warm-up included (each must leave its rows)
+    errors: int = 0
+    error_examples: list[str] = field(default_factory=list)
+    window_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)  # answered inside the window
+    server_cpu_s: float = 0.0
+    collector_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+
+
+async def closed_loop(
+    url: str,
+    source: EventSource,
+    prefix: str,
+    concurrency: int,
+    batch_size: int,
+    warmup_s: float,
+    duration_s: float,
+    cpu_probe: Callable[[], tuple[float, float]],
+) -> LoadResult:
+    """Run ``concurrency`` clients back to back; measure the window after the warm-up.
+
+    Args:
+        url: ``host:port`` of Triton's gRPC endpoint.
+        source: Where the batches come from.
+        prefix: Request ids are ``<prefix>-<n>``.
+        concurrency: Requests in flight at any time.
+        batch_size: Events per request.
+        warmup_s: Load before the window opens.
+        duration_s: Length of the measured window.
+        cpu_probe: Returns (server CPU s, collector CPU s) so far.
+    """
+    client = grpcaio.InferenceServerClient(url)
+    result = LoadResult()
+    outputs = [grpcclient.InferRequestedOutput(name) for name in OUTPUTS]
+    clock = time.perf_counter
+    opens = clock() + warmup_s
+    closes = opens + duration_s
+    counter = 0
+
+    async def one_client() -> None:
+        nonlocal counter
+        while clock() < closes:
+            counter += 1
+            request_id = f"{prefix}-{counter}"
+            rows, _ = source.batch(request_id, batch_size)
+            started = clock()
+            try:
+                await client.infer(
+                    MODEL, [raw_tensor(rows)], outputs=outputs, request_id=request_id,
+                    client_timeout=60.0,
+                )  # fmt: skip
+            except InferenceServerException as exc:
+                result.errors += 1
+                if len(result.error_examples) < 5:
+                    result.error_examples.append(f"{exc.status()}: {exc.message()}")
+                continue
+            done = clock()
+            result.sent_ok += 1
+            if opens <= done <= closes:
+                result.latencies_ms.append((done - started) * 1000.0)
+
+    async def window() -> tuple[float, float, float]:
+        await asyncio.sleep(max(0.0, opens - clock()))
+        server0, collector0 = cpu_probe()
+        client0 = time.process_time()
+        await asyncio.sleep(max(0.0, closes - clock()))
+        server1, collector1 = cpu_probe()
+        return server1 - server0, collector1 - collector0, time.process_time() - client0
+
+    cpu = asyncio.create_task(window())
+    await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    result.server_cpu_s, result.collector_cpu_s, result.client_cpu_s = await cpu
+    result.window_s = duration_s
+    await client.close()
+    return result
+
+
+def count_rows(settings: config.Settings, prefix: str) -> tuple[int, int]:
+    """(stage_events rows, predictions rows) whose request id starts with ``prefix``."""
+    mine = "WHERE startsWith(request_id, {p:String})"
+    sql = (
+        f"SELECT (SELECT count() FROM stagelog.stage_events {mine}),"
+        f" (SELECT count() FROM stagelog.predictions {mine})"
+    )
+    data = json.loads(query.execute(settings, sql, {"p": prefix}, "JSONCompact"))["data"]
+    return int(data[0][0]), int(data[0][1])
+
+
+def drain(
+    settings: config.Settings, prefix: str, expected: tuple[int, int], timeout_s: float
+) -> tuple[tuple[int, int], float]:
+    """Poll the store until ``expected`` rows are there or ``timeout_s`` passes."""
+    started = time.monotonic()
+    found = (0, 0)
+    while True:
+        found = count_rows(settings, prefix)
+        if found[0] >= expected[0] and found[1] >= expected[1]:
+            break
+        if time.monotonic() - started > timeout_s:
+            break
+        time.sleep(0.5)
+    return found, time.monotonic() - started
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Run:
+    """One repetition of one mode."""
+
+    mode: str
+    repetition: int
+    throughput_rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    server_cpu_ms_per_req: float
+    collector_cpu_ms_per_req: float
+    client_cpu_ms_per_req: float
+    sent_ok: int
+    rows_expected: int | None = None
+    rows_found: int | None = None
+    rows_lost: int | None = None
+    rows_duplicated: int | None = None
+    drain_s: float | None = None
+    trace_bytes: int | None = None
+    startup_s: float = 0.0
+    error_examples: list[str] = field(default_factory=list)
+
+
+def run_once(mode: Mode, repetition: int, args: argparse.Namespace, source: EventSource) -> Run:
+    """Start a stack for ``mode``, load it, count its rows, stop it."""
+    with tempfile.TemporaryDirectory(prefix=f"stagelog-overhead-{mode.name}-") as tmp:
+        home = Path(tmp)
+        grpc_port, http_port, metrics_port = launcher.free_ports(3)
+        settings = config.load(
+            home=home,
+            dsn=f"chdb://{home / 'clickhouse'}",
+            grpc_port=grpc_port,
+            http_port=http_port,
+            metrics_port=metrics_port,
+            logging=mode.logging,
+        )
+        repository = Path(args.model_repository)
+        if mode.policy:
+            repository = policy_repository(
+                repository, home / "model_repository", mode.policy, args.sample_rate
+            )
+        extra: list[str] = []
+        trace_dir = home / "trace"
+        if mode.trace:
+            trace_dir.mkdir()
+            extra = trace_args(trace_dir, args.trace_log_frequency)
+        prefix = f"bench-{mode.name}-{repetition}-{os.getpid()}"
+        started = time.monotonic()
+        try:
+            stack = launcher.up(
+                settings, model_repository=repository, timeout=args.startup_timeout,
+                extra_triton_args=extra,
+            )  # fmt: skip
+            startup_s = time.monotonic() - started
+
+            def cpu_probe() -> tuple[float, float]:
+                return _tree_cpu_s(stack.triton_pid), _tree_cpu_s(stack.collector_pid)
+
+            load = asyncio.run(
+                closed_loop(
+                    stack.grpc_url, source, prefix, args.concurrency, args.batch_size,
+                    args.warmup, args.duration, cpu_probe,
+                )
+            )  # fmt: skip
+            answered = len(load.latencies_ms)
+            lat = np.array(load.latencies_ms) if answered else np.array([float("nan")])
+            per_req = 1000.0 / answered if answered else float("nan")
+            run = Run(
+                mode=mode.name,
+                repetition=repetition,
+                throughput_rps=answered / load.window_s,
+                p50_ms=float(np.percentile(lat, 50)),
+                p99_ms=float(np.percentile(lat, 99)),
+                requests=answered,
+                errors=load.errors,
+                server_cpu_ms_per_req=load.server_cpu_s * per_req,
+                collector_cpu_ms_per_req=load.collector_cpu_s * per_req,
+                client_cpu_ms_per_req=load.client_cpu_s * per_req,
+                sent_ok=load.sent_ok,
+                startup_s=startup_s,
+                error_examples=load.error_examples,
+            )
+            if mode.logging:
+                expected = (
+                    load.sent_ok * STAGES,
+                    load.sent_ok * args.batch_size * PREDICTION_MODELS,
+                )
+                found, waited = drain(settings, prefix, expected, args.drain_timeout)
+                run.rows_expected = sum(expected)
+                run.rows_found = sum(found)
+                run.rows_lost = sum(max(0, e - f) for e, f in zip(expected, found, strict=True))
+                run.rows_duplicated = sum(
+                    max(0, f - e) for e, f in zip(expected, found, strict=True)
+                )
+                run.drain_s = waited
+        finally:
+            launcher.down(settings)
+        if mode.trace:
+            run.trace_bytes = sum(p.stat().st_size for p in trace_dir.rglob("*") if p.is_file())
+        return run
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(runs: Sequence[Run], modes: Sequence[str]) -> list[dict[str, float | str]]:
+    """Per mode: medians over repetitions, and ratios to the ``off`` mode's medians."""
+    rows: list[dict[str, float | str]] = []
+    medians: dict[str, dict[str, float]] = {}
+    for name in modes:
+        mine = [r for r in runs if r.mode == name]
+        medians[name] = {
+            "throughput_rps": _median([r.throughput_rps for r in mine]),
+            "p50_ms": _median([r.p50_ms for r in mine]),
+            "p99_ms": _median([r.p99_ms for r in mine]),
+            "server_cpu_ms_per_req": _median([r.server_cpu_ms_per_req for r in mine]),
+            "collector_cpu_ms_per_req": _median([r.collector_cpu_ms_per_req for r in mine]),
+        }
+    base = medians.get(BASELINE)
+    for name in modes:
+        mine = [r for r in runs if r.mode == name]
+        m = medians[name]
+        row: dict[str, float | str] = {"mode": name, "label": MODES[name].label, **m}
+        row["reps"] = len(mine)
+        lost = [r.rows_lost for r in mine if r.rows_lost is not None]
+        row["rows_lost"] = float(sum(lost)) if lost else float("nan")
+        row["errors"] = float(sum(r.errors for r in mine))
+        for key in ("throughput_rps", "p50_ms", "p99_ms"):
+            row[f"{key}_vs_off"] = m[key] / base[key] if base and base[key] else float("nan")
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: float | str | None, spec: str = ".1f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if value != value:  # NaN
+        return "-"
+    return format(value, spec)
+
+
+def render(runs: Sequence[Run], summary: Sequence[dict], args: argparse.Namespace) -> str:
+    """The text report: every run, then the summary table and the headline ratios."""
+    out: list[str] = []
+    out.append("# runs (in the order they ran)")
+    out.append(
+        f"{'mode':<8} {'rep':>3} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'answered':>8} "
+        f"{'err':>4} {'srv cpu ms/req':>14} {'coll cpu ms/req':>15} {'rows lost':>9} "
+        f"{'dup':>4} {'drain s':>7} {'trace MB':>8} {'start s':>7}"
+    )
+    for r in runs:
+        trace_mb = None if r.trace_bytes is None else r.trace_bytes / 1e6
+        out.append(
+            f"{r.mode:<8} {r.repetition:>3} {r.throughput_rps:>8.1f} {r.p50_ms:>7.2f} "
+            f"{r.p99_ms:>7.2f} {r.requests:>8} {r.errors:>4} {r.server_cpu_ms_per_req:>14.2f} "
+            f"{r.collector_cpu_ms_per_req:>15.2f} {_fmt(r.rows_lost, 'd'):>9} "
+            f"{_fmt(r.rows_duplicated, 'd'):>4} {_fmt(r.drain_s):>7} {_fmt(trace_mb):>8} "
+            f"{r.startup_s:>7.1f}"
+        )
+        for example in r.error_examples:
+            out.append(f"    error: {example}")
+    out.append("")
+    out.append(f"# summary: median over {args.repetitions} repetitions, ratio to mode off")
+    out.append(
+        f"{'mode':<8} {'label':<40} {'req/s':>8} {'x off':>6} {'p50 ms':>7} {'x off':>6} "
+        f"{'p99 ms':>7} {'x off':>6} {'srv cpu ms/req':>14} {'coll cpu ms/req':>15} "
+        f"{'rows lost':>9} {'errors':>6}"
+    )
+    for row in summary:
+        out.append(
+            f"{row['mode']:<8} {row['label']:<40} {row['throughput_rps']:>8.1f} "
+            f"{_fmt(row['throughput_rps_vs_off'], '.3f'):>6} {row['p50_ms']:>7.2f} "
+            f"{_fmt(row['p50_ms_vs_off'], '.3f'):>6} {row['p99_ms']:>7.2f} "
+            f"{_fmt(row['p99_ms_vs_off'], '.3f'):>6} {row['server_cpu_ms_per_req']:>14.2f} "
+            f"{row['collector_cpu_ms_per_req']:>15.2f} {_fmt(row['rows_lost'], '.0f'):>9} "
+            f"{_fmt(row['errors'], '.0f'):>6}"
+        )
+    by_mode = {row["mode"]: row for row in summary}
+    if "full" in by_mode and "trace" in by_mode:
+        full, trace = by_mode["full"], by_mode["trace"]
+        out.append("")
+        out.append(
+            "full logging vs Triton trace: throughput "
+            f"{full['throughput_rps'] / trace['throughput_rps']:.3f}x, "
+            f"p50 {full['p50_ms'] / trace['p50_ms']:.3f}x, "
+            f"p99 {full['p99_ms'] / trace['p99_ms']:.3f}x"
+        )
+    return "\n".join(out)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+            text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (with uncommitted changes)" if dirty else "")
+
+
+def header(argv: Sequence[str]) -> str:
+    """Command, machine and software versions, as comment lines."""
+    load = os.getloadavg()
+    return "\n".join(
+        [
+            f"# command: python -m bench.overhead {shlex.join(argv)}",
+            f"# started: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+            f"# machine: {os.cpu_count()} CPUs ({_cpu_model()}), "
+            f"{psutil.virtual_memory().total / 2**30:.1f} GiB, {platform.platform()}",
+            f"# load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+            f"# python {platform.python_version()}, numpy {np.__version__}, commit {_git_commit()}",
+        ]
+    )
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.overhead", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument(
+        "--modes", default=",".join(DEFAULT_MODES),
+        help=f"comma-separated, from {', '.join(MODES)} (default: {','.join(DEFAULT_MODES)})",
+    )  # fmt: skip
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--batch-size", type=int, default=8, help="events per request")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--sample-rate", type=float, default=0.1, help="for mode sampled")
+    parser.add_argument("--trace-log-frequency", type=int, default=100)
+    parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument("--startup-timeout", type=float, default=300.0)
+    parser.add_argument("--model-repository", default=str(launcher.DEFAULT_MODEL_REPOSITORY))
+    parser.add_argument("--out", type=Path, help="also write the text report here")
+    parser.add_argument("--json", type=Path, help="also write every run as JSON here")
+    args = parser.parse_args(argv)
+    args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in args.mode_list if m not in MODES]
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    if BASELINE not in args.mode_list:
+        parser.error(f"mode {BASELINE!r} is the baseline of every ratio and must be included")
+    if args.repetitions < 1 or args.concurrency < 1 or args.batch_size < 1:
+        parser.error("--repetitions, --concurrency and --batch-size must be >= 1")
+    if args.duration <= 0 or args.warmup < 0:
+        parser.error("--duration must be > 0 and --warmup >= 0")
+    return args
+
+
+def schedule(modes: Sequence[str], repetitions: int) -> list[tuple[str, int]]:
+    """Run order: repetition r runs every mode, starting at mode r (a rotation)."""
+    order: list[tuple[str, int]] = []
+    for rep in range(repetitions):
+        shift = rep % len(modes)
+        order.extend((mode, rep) for mode in [*modes[shift:], *modes[:shift]])
+    return order
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench.overhead``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    lines = [header(argv)]
+    print(lines[0], flush=True)
+    source = EventSource(pool_size=5000, seed=11, bad_share=0.0)
+    runs: list[Run] = []
+    for mode_name, rep in schedule(args.mode_list, args.repetitions):
+        run = run_once(MODES[mode_name], rep, args, source)
+        runs.append(run)
+        print(
+            f"# {mode_name} rep {rep}: {run.throughput_rps:.1f} req/s, p50 {run.p50_ms:.2f} ms, "
+            f"p99 {run.p99_ms:.2f} ms, lost {_fmt(run.rows_lost, 'd')}, errors {run.errors}",
+            flush=True,
+        )
+    summary = summarize(runs, args.mode_list)
+    report = render(runs, summary, args)
+    lines.append(report)
+    text = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"argv": argv, "runs": [asdict(r) for r in runs], "summary": summary}
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+    lost = sum(r.rows_lost or 0 for r in runs)
+    errors = sum(r.errors for r in runs)
+    return 1 if lost or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
