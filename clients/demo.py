@@ -10,10 +10,7 @@
    then show that the server still serves;
 4. query what was logged: rows per table, latency per stage, the decision mix, the refused
    requests, and the lineage of one request across every stage;
-5. actions, labels and notes: a calm and a drifting phase of traffic, the action taken and the
-   true label reported for part of it, `stagelog metrics` and `stagelog report`
-   (``clients/demo_feedback.py``);
-6. stop the stack (``--keep-running`` leaves it up for ``stagelog sql`` and friends).
+5. stop the stack (``--keep-running`` leaves it up for ``stagelog sql`` and friends).
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ from rich.table import Table
 from rich.text import Text
 from tritonclient.utils import InferenceServerException
 
-from clients import demo_feedback
 from clients.score import (
     CLASSES,
     ScoreResult,
@@ -44,6 +40,7 @@ from clients.score import (
 )
 from logging_backend import config, launcher, query
 from logging_backend.errors import StagelogError
+from logging_backend.shipper import SEGMENT_SUFFIX
 
 # Rows a client might send by mistake, each with the field the error must name.
 BAD_ROWS: list[tuple[str, Any]] = [
@@ -233,21 +230,32 @@ INGEST_TIMEOUT_S = 60.0
 
 
 def wait_until_logged(settings: config.Settings, request_ids: list[str]) -> float:
-    """Wait until the `aggregate` stage rows of ``request_ids`` are in the store; return s."""
+    """Wait until what the stages logged for ``request_ids`` is in the store; return seconds.
+
+    Stages flush their buffers to the spool every ``STAGELOG_FLUSH_MS``; the collector ships each
+    table's segments on its own. So: let the last flush happen, then wait until every segment
+    spooled so far is shipped and the `aggregate` rows of all requests are queryable.
+    """
     started = time.monotonic()
+    time.sleep(3 * settings.flush_ms / 1000.0)
+    pending = list(settings.spool_dir.glob(f"*/*{SEGMENT_SUFFIX}"))
     sql = (
         "SELECT uniqExact(request_id) FROM stagelog.stage_events "
         "WHERE stage = 'aggregate' AND request_id IN {ids:Array(String)}"
     )
     while True:
-        result = query.execute(settings, sql, {"ids": request_ids}, "JSONCompact")
-        count = json.loads(result)["data"][0][0]
-        if int(count) >= len(request_ids):
-            return time.monotonic() - started
+        left = [segment for segment in pending if segment.exists()]
+        count = 0
+        if not left:
+            result = query.execute(settings, sql, {"ids": request_ids}, "JSONCompact")
+            count = int(json.loads(result)["data"][0][0])
+            if count >= len(request_ids):
+                return time.monotonic() - started
         if time.monotonic() - started > INGEST_TIMEOUT_S:
             raise StagelogError(
-                f"only {count} of {len(request_ids)} requests reached the store in "
-                f"{INGEST_TIMEOUT_S:.0f} s; see {settings.logs_dir / 'collector.log'}"
+                f"{len(left)} spool segments not shipped, {count} of {len(request_ids)} requests "
+                f"in the store after {INGEST_TIMEOUT_S:.0f} s; see "
+                f"{settings.logs_dir / 'collector.log'}"
             )
         time.sleep(0.2)
 
@@ -305,15 +313,12 @@ def main(
         served.append(refuse(console, client, seed, run))
         _rule(console, 4, "what was logged")
         show_logged(console, settings, served, lineage_id, run)
-        if settings.logging:
-            _rule(console, 5, "actions, labels, a note, drift: online metrics and the report")
-            demo_feedback.run(console, client, settings, seed)
     except (StagelogError, InferenceServerException) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     finally:
         if started_here and not keep_running:
-            _rule(console, 6, "stop the stack")
+            _rule(console, 5, "stop the stack")
             stopped = launcher.down(settings)
             console.print(", ".join(f"stopped {name} (pid {pid})" for name, pid in stopped.items()))
         else:

@@ -49,6 +49,8 @@ LOG_TAIL_LINES = 40
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 STUB = "triton_python_backend_stub"
 COLLECTOR_MODULE = "logging_backend.collector"
+# Packages of this repository that model.py files import (linked into the backend folder).
+STUB_PACKAGES = ("logging_backend", "riskpipe", "training")
 
 
 # --------------------------------------------------------------------------- discovery
@@ -145,28 +147,53 @@ def library_path(binary: Path, wheel_dir: Path | None, current: str = "") -> str
     return ":".join(dirs)
 
 
-def prepare_backend_dir(home: Path, backend: Path, stub: Path) -> Path:
+def _link(target: Path, source: Path) -> None:
+    """Make ``target`` a symlink to ``source`` (a copy where symlinks are impossible)."""
+    source = source.resolve()
+    if target.is_symlink() and Path(os.readlink(target)) == source:
+        return
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.is_dir():
+        shutil.rmtree(target)
+    try:
+        target.symlink_to(source)
+    except OSError:
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+
+
+def prepare_backend_dir(
+    home: Path, backend: Path, stub: Path, packages_root: Path | None = REPO_ROOT
+) -> Path:
     """Fill ``home/backends/python`` with the Python backend and the stub; return ``home/backends``.
 
     Symlinks keep the stub's ``$ORIGIN``-relative library lookup working; where symlinks are not
-    possible, the files are copied.
+    possible, the files are copied. The repository's packages the stages import
+    (`STUB_PACKAGES`) are linked there too: Triton's stub starts its interpreter without reading
+    ``PYTHONPATH`` (its ``sys.path`` is the virtualenv's plus the model and backend folders), so
+    this is what makes the stubs run the same code as the launcher, even when the virtualenv's
+    editable install points at another checkout.
+
+    Args:
+        home: The STAGELOG_HOME.
+        backend: Folder holding the files of `BACKEND_FILES`.
+        stub: The stub binary for the running Python.
+        packages_root: Where `STUB_PACKAGES` live (None links none).
     """
     backends = home / "backends"
     target_dir = backends / "python"
     target_dir.mkdir(parents=True, exist_ok=True)
     sources = {name: backend / name for name in BACKEND_FILES}
     sources[STUB] = stub
+    if packages_root is not None:
+        for package in STUB_PACKAGES:
+            if (packages_root / package / "__init__.py").is_file():
+                sources[package] = packages_root / package
     for name, source in sources.items():
-        target = target_dir / name
-        source = source.resolve()
-        if target.is_symlink() and Path(os.readlink(target)) == source:
-            continue
-        if target.exists() or target.is_symlink():
-            target.unlink()
-        try:
-            target.symlink_to(source)
-        except OSError:
-            shutil.copy2(source, target)
+        _link(target_dir / name, source)
     return backends
 
 

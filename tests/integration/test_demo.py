@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,8 @@ def test_demo_runs_end_to_end_and_stops_its_stack(tmp_path: Path) -> None:
         assert output.count("INVALID_ARGUMENT") == 5, output
         assert "row 1: field 'amount': must be a finite number >= 0, got nan" in output
         assert "served requests are in ClickHouse" in output
-        assert "lineage of request demo-lineage" in output
+        assert re.search(r"lineage of request demo-[0-9a-f]{6}-lineage", output), output
+        assert re.search(r"stage_tensors\s*│\s*[1-9]", output), output
         assert "stopped tritonserver" in output and "stopped collector" in output
     finally:
         launcher.down(config.load(home=home))

@@ -200,7 +200,9 @@ def test_backend_folder_links_the_three_files_and_is_idempotent(tmp_path: Path) 
     target = launcher.prepare_backend_dir(home, backend, stub)
     assert target == home / "backends"
     names = sorted(p.name for p in (target / "python").iterdir())
-    assert names == sorted([*launcher.BACKEND_FILES, launcher.STUB])
+    assert names == sorted([*launcher.BACKEND_FILES, launcher.STUB, *launcher.STUB_PACKAGES])
+    # The stub ignores PYTHONPATH: the repository's packages are reached through this folder.
+    assert (target / "python" / "riskpipe").resolve() == config.REPO_ROOT / "riskpipe"
     assert (target / "python" / launcher.STUB).read_text() == f"stub {VERSION}"
     # A stale link (another Python's stub) is replaced; running twice changes nothing.
     (target / "python" / launcher.STUB).unlink()
@@ -208,8 +210,14 @@ def test_backend_folder_links_the_three_files_and_is_idempotent(tmp_path: Path) 
         wheel / "python_backend_stubs" / "3.10" / launcher.STUB
     )
     launcher.prepare_backend_dir(home, backend, stub)
-    launcher.prepare_backend_dir(home, backend, stub)
+    launcher.prepare_backend_dir(home, backend, stub, packages_root=tmp_path / "other")
     assert (target / "python" / launcher.STUB).read_text() == f"stub {VERSION}"
+    # Another checkout's packages replace the links.
+    other = tmp_path / "other" / "riskpipe"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("")
+    launcher.prepare_backend_dir(home, backend, stub, packages_root=tmp_path / "other")
+    assert (target / "python" / "riskpipe").resolve() == other
 
 
 def test_library_path_puts_the_wheel_libraries_first(tmp_path: Path) -> None:
