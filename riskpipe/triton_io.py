@@ -34,10 +34,18 @@ def version_dir(args: dict[str, Any]) -> Path:
     return Path(args["model_repository"]) / str(args["model_version"])
 
 
-def _array(pb: ModuleType, request: Any, name: str) -> np.ndarray:
+def _array(pb: ModuleType, request: Any, name: str, dlpack: bool = False) -> np.ndarray:
     tensor = pb.get_input_tensor_by_name(request, name)
     if tensor is None:
         raise InputError(f"input '{name}': missing")
+    if dlpack:
+        # Numeric tensors through DLPack: zero-copy, and correct where the stub's own NumPy
+        # bridge is not (the 2.51 stub under NumPy 2, docs/gpu.md). A tensor DLPack cannot
+        # carry (strings) goes the usual way, and the caller's dtype check names it.
+        try:
+            return np.from_dlpack(tensor)
+        except Exception:
+            pass
     return tensor.as_numpy()
 
 
@@ -70,7 +78,7 @@ def floats(pb: ModuleType, request: Any, name: str, width: int) -> np.ndarray:
     Raises:
         InputError: missing, not FP32, of the wrong shape, without rows, or not finite.
     """
-    array = _array(pb, request, name)
+    array = _array(pb, request, name, dlpack=True)
     if array.dtype != np.float32:
         raise InputError(f"input '{name}': must be TYPE_FP32, got {array.dtype}")
     if array.ndim != 2 or array.shape[1] != width:
@@ -92,6 +100,22 @@ def request_id(pb: ModuleType, request: Any) -> str:
             value = array.flat[0]
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     return request.request_id() or ""
+
+
+_NUMPY2 = int(np.__version__.split(".", 1)[0]) >= 2
+
+
+def float_tensor(pb: ModuleType, name: str, array: np.ndarray) -> Any:
+    """A numeric output tensor.
+
+    Under NumPy 2 it goes through DLPack: the 2.51 stub's own NumPy bridge computes the byte
+    size wrongly there (docs/gpu.md). Under NumPy 1 it takes the classic path: NumPy 1's DLPack
+    deleter does not take the GIL, and Triton releases output tensors without it.
+    """
+    array = np.ascontiguousarray(array)
+    if _NUMPY2:
+        return pb.Tensor.from_dlpack(name, array)
+    return pb.Tensor(name, array)
 
 
 def string_tensor(pb: ModuleType, name: str, values: list[bytes] | list[str]) -> Any:
@@ -130,13 +154,20 @@ class MemberModel:
 
     def initialize(self, args: dict[str, Any]) -> None:
         """Load this version's arrays onto the chosen device and open the stage log."""
+        from logging_backend.gpu import probe_for_instance, record_fallback  # noqa: PLC0415
         from logging_backend.stage import StageLog  # noqa: PLC0415
 
         self.name = args["model_name"]
         self.array_module = choose_device(self.pb, self.name)
+        # The probe binds Triton's device for this instance before the weights are loaded.
+        self.gpu = probe_for_instance(args, self.array_module.device)
+        if self.gpu.reason:
+            self.pb.Logger.log_warn(f"{self.name}: running on CPU: {self.gpu.reason}")
+            self.array_module = get_xp("cpu")
         self.member = members.load_member(version_dir(args), self.array_module.xp)
         self.n_features = int(getattr(self.member, "n_features", 0))
-        self.log = StageLog.from_triton_args(args)
+        self.log = StageLog.from_triton_args(args, gpu=self.gpu)
+        record_fallback(self.log, self.array_module.reason or self.gpu.reason)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         """One response per request: class probabilities ``[rows, 3]``."""
@@ -151,12 +182,14 @@ class MemberModel:
                     responses.append(error_response(self.pb, str(exc)))
                     continue
                 rec.input("FEATURES", features)
-                probs = to_numpy(self.member.predict_proba(features)).astype(np.float32)
+                span = self.gpu.start()  # CUDA events around copy-in, compute, copy-out
+                probs = to_numpy(self.member.predict_proba(features))
+                rec.gpu_time(self.gpu.stop(span))
+                probs = np.ascontiguousarray(probs, dtype=np.float32)
                 rec.output("PROBS", probs)
                 rec.predictions(model=self.name, probs=probs)
-                responses.append(
-                    self.pb.InferenceResponse(output_tensors=[self.pb.Tensor("PROBS", probs)])
-                )
+                out = float_tensor(self.pb, "PROBS", probs)
+                responses.append(self.pb.InferenceResponse(output_tensors=[out]))
         return responses
 
     def finalize(self) -> None:

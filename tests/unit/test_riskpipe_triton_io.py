@@ -21,6 +21,16 @@ class _Tensor:
     def as_numpy(self):
         return self.array
 
+    def __dlpack__(self, stream=None):
+        return self.array.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+    @classmethod
+    def from_dlpack(cls, name, array):
+        return cls(name, np.from_dlpack(array))
+
     def shape(self):
         return list(self.array.shape)
 
@@ -96,7 +106,8 @@ def test_missing_input_is_an_input_error():
 
 def test_floats_checks_width_dtype_and_finiteness():
     good = np.zeros((2, 3), dtype=np.float32)
-    assert triton_io.floats(PB, _request(P=good), "P", 3) is good
+    read = triton_io.floats(PB, _request(P=good), "P", 3)
+    assert np.shares_memory(read, good)  # DLPack: no copy
     with pytest.raises(InputError, match="TYPE_FP32"):
         triton_io.floats(PB, _request(P=good.astype(np.float64)), "P", 3)
     with pytest.raises(InputError, match=r"shape \[rows, 4\]"):
