@@ -137,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     emit(f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     emit(f"command: python -m bench.latency {' '.join(argv if argv is not None else sys.argv[1:])}")
     emit(f"machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    emit("load average at start (1/5/15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     needed = args.warmup + args.requests * args.repetitions
     events = [item.event for item in generate(needed, args.seed)]
     summaries = [run_mode(mode == "on", args, events, emit) for mode in modes]
+    emit("load average at end (1/5/15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     emit("\nsummary: " + json.dumps(summaries))
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
