@@ -577,20 +577,25 @@ def up(
 
     deadline = time.monotonic() + timeout
     collector_pid, query_url = None, None
-    if settings.logging and collector:
-        collector_pid, query_url = _start_collector(settings, env, deadline)
-    command = triton_command(settings, binary, repo, backend_dir, extra_triton_args)
-    proc = _start(settings, TRITON, command, env)
-    while not server_ready(settings.http_port, ready_model):
-        if proc.poll() is not None:
-            raise _fail(settings, TRITON, f"tritonserver exited with code {proc.returncode}")
-        if time.monotonic() > deadline:
-            what = f"model {ready_model!r}" if ready_model else "the server"
-            raise _fail(
-                settings, TRITON, f"{what} not ready on 127.0.0.1:{settings.http_port} "
-                f"within {timeout:.0f} s"
-            )
-        time.sleep(0.1)
+    try:
+        if settings.logging and collector:
+            collector_pid, query_url = _start_collector(settings, env, deadline)
+        command = triton_command(settings, binary, repo, backend_dir, extra_triton_args)
+        proc = _start(settings, TRITON, command, env)
+        while not server_ready(settings.http_port, ready_model):
+            if proc.poll() is not None:
+                raise _fail(settings, TRITON, f"tritonserver exited with code {proc.returncode}")
+            if time.monotonic() > deadline:
+                what = f"model {ready_model!r}" if ready_model else "the server"
+                raise _fail(
+                    settings, TRITON, f"{what} not ready on 127.0.0.1:{settings.http_port} "
+                    f"within {timeout:.0f} s"
+                )
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        # The processes run in their own sessions: Ctrl-C does not reach them, so stop them here.
+        down(settings)
+        raise
 
     stack = Stack(
         home=str(settings.home),

@@ -434,3 +434,22 @@ def test_collector_that_dies_fails_up_with_its_log(
     with pytest.raises(LauncherError, match="(?s)collector exited with code 1.*disk full"):
         launcher.up(logging_on, model_repository=repo, timeout=30)
     assert launcher.running_pid(logging_on, "tritonserver") is None
+
+
+def test_ctrl_c_while_waiting_stops_what_was_started(
+    settings: config.Settings, fake_triton: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_TRITON_MODE", "hang")
+    calls = []
+
+    def interrupted(*args: object) -> bool:
+        calls.append(args)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return False
+
+    monkeypatch.setattr(launcher, "server_ready", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        launcher.up(settings, model_repository=repo, timeout=60)
+    assert launcher.running_pid(settings, "tritonserver") is None
+    assert not (settings.pids_dir / "tritonserver.pid").exists()
