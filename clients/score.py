@@ -210,6 +210,17 @@ def score_events(
     return summary
 
 
+def _event_id(event: Event) -> str | None:
+    """The event's ``event_id`` if it has one (JSONL lines are parsed only for this)."""
+    if not isinstance(event, dict):
+        try:
+            event = json.loads(event)
+        except ValueError:
+            return None
+    value = event.get("event_id") if isinstance(event, dict) else None
+    return None if value is None else str(value)
+
+
 def load_jsonl(path: Path) -> list[str]:
     """Read events from a JSONL file: one raw JSON line per event (sent as is)."""
     with path.open(encoding="utf-8") as handle:
@@ -319,7 +330,7 @@ def main(
         if sink is None or isinstance(result, InferenceServerException):
             return
         for row, (event, decision) in enumerate(zip(batch, result.decisions, strict=True)):
-            event_id = event.get("event_id") if isinstance(event, dict) else None
+            event_id = _event_id(event)
             sink.write(
                 json.dumps(
                     {

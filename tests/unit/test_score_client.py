@@ -58,3 +58,10 @@ def test_jsonl_lines_are_kept_verbatim(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "events.jsonl"
     path.write_text(json.dumps({"event_id": "a", "amount": 1}) + "\n\n{bad\n")
     assert score.load_jsonl(path) == ['{"event_id": "a", "amount": 1}', "{bad"]
+
+
+def test_event_id_is_found_in_dicts_and_json_lines_only() -> None:
+    assert score._event_id({"event_id": "a"}) == "a"
+    assert score._event_id('{"event_id": 7, "amount": 1}') == "7"
+    assert score._event_id(b"{not json") is None
+    assert score._event_id("[1, 2]") is None
