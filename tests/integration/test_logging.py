@@ -86,13 +86,13 @@ def logged(stack: RunningStack) -> tuple[RunningStack, list[str], dict[str, list
         sent[request_id] = encoded_rows(2, seed=100 + i)
         send_raw(stack, sent[request_id], request_id)
     ids = list(sent)
-    wait_for(
-        stack.settings,
-        "SELECT count() FROM stagelog.predictions WHERE model = 'aggregate' "
-        "AND request_id IN {ids:Array(String)}",
-        2 * len(ids),
-        ids=ids,
-    )
+    # Each stage process flushes on its own: wait until every table has all of them.
+    wait_for(stack.settings, "SELECT count() FROM stagelog.predictions "
+             "WHERE request_id IN {ids:Array(String)}", len(MODELS) * 2 * len(ids), ids=ids)
+    wait_for(stack.settings, "SELECT count() FROM stagelog.stage_events "
+             "WHERE request_id IN {ids:Array(String)}", len(STAGES) * len(ids), ids=ids)
+    wait_for(stack.settings, "SELECT uniqExact(request_id, stage) FROM stagelog.stage_tensors "
+             "WHERE request_id IN {ids:Array(String)}", len(STAGES) * len(ids), ids=ids)
     return stack, ids, sent
 
 

@@ -53,13 +53,16 @@ def params(stack: RunningStack) -> dict[str, str]:
     other = next(a for a in ("approve", "decline") if a != result.decisions[0])
     report_action(stack.client, request_id, 0, other)
     deadline = time.monotonic() + TIMEOUT_S
+    # Each stage process flushes on its own: wait until every table has all of the request.
     ready_sql = (
-        "SELECT (SELECT count() FROM stagelog.actions WHERE request_id = {r:String}) "
-        "+ (SELECT count() FROM stagelog.predictions WHERE request_id = {r:String} "
-        "AND model = 'aggregate')"
+        "SELECT (SELECT count() FROM stagelog.actions WHERE request_id = {request_id:String}) "
+        "+ (SELECT count() FROM stagelog.predictions WHERE request_id = {request_id:String}) "
+        "+ (SELECT count() FROM stagelog.stage_events WHERE request_id = {request_id:String}) "
+        "+ (SELECT uniqExact(stage) FROM stagelog.stage_tensors "
+        "WHERE request_id = {request_id:String}) AS n"
     )
-    while int(run(stack, ready_sql.replace("{r:", "{request_id:"), {"request_id": request_id})
-              [0].popitem()[1]) < 4:
+    expected = 1 + 3 * 4 + 6 + 6
+    while run(stack, ready_sql, {"request_id": request_id})[0]["n"] < expected:
         assert time.monotonic() < deadline, "the request and its action did not arrive"
         time.sleep(0.2)
     return {"request_id": request_id}
