@@ -163,7 +163,23 @@ def run_phase(args: argparse.Namespace, phase: str, device: str, events: list[di
     result["server_log_tail"] = {
         p.name: launcher.log_tail(p, SERVER_LOG_LINES) for p in logs
     }
+    result["server_log_highlights"] = highlights(logs)
     return result
+
+
+HIGHLIGHT = ("stagelog_numpy_split", "Traceback", "Error", "error:", "WARNING", "W1", "E1",
+             "fallback", "CPU:", "successfully loaded")
+
+
+def highlights(logs: list[Path], limit: int = 80) -> list[str]:
+    """Lines worth reading from the server logs (NumPy choice per stub, warnings, errors)."""
+    lines: list[str] = []
+    for path in logs:
+        with path.open(errors="replace") as f:
+            for line in f:
+                if any(key in line for key in HIGHLIGHT) and len(lines) < limit:
+                    lines.append(f"{path.name}: {line.rstrip()[:300]}")
+    return lines
 
 
 # --------------------------------------------------------------------------- spool summary
@@ -382,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with (args.out / "server-logs.txt").open("w") as f:
         for phase in summary["phases"]:
+            f.write(f"===== {phase['phase']}: highlights\n")
+            f.write("\n".join(phase.get("server_log_highlights", [])) + "\n")
             for name, tail in phase.pop("server_log_tail", {}).items():
                 f.write(f"===== {phase['phase']}: {name} (last {SERVER_LOG_LINES} lines)\n{tail}\n")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")

@@ -25,7 +25,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 # 1. wheels the machine lacks (tritonclient, python-rapidjson) into /tmp/site
 $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target "$T/site" "$WHL"/*.whl || { say "pip install of $WHL/*.whl failed"; exit 1; }
-export PYTHONPATH="$T/site:$PWD/gpu/stub_site${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$T/site${PYTHONPATH:+:$PYTHONPATH}"
 if ! $PY -c "import tritonclient.grpc" 2>/dev/null; then
   say "tritonclient.grpc does not import with the machine's protobuf: adding the carried one"
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -54,6 +54,12 @@ cp "$TS/python_backend_stubs/$pyver/triton_python_backend_stub" "$TS/backends/py
 ln -sfn ../../nvidia_pytriton.libs "$TS/lib"  # the launcher puts <tritonserver>/lib on the path
 export STAGELOG_TRITONSERVER="$TS/bin/tritonserver"
 export STAGELOG_NP1_SITE="$T/np1" STAGELOG_NP2_MODELS=mlp,forest,logreg
+# The stub ignores PYTHONPATH but processes .pth files: this one picks NumPy per stub.
+sitepkg=$($PY -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PTH="$sitepkg/zz_stagelog_numpy_split.pth"
+printf '%s\nimport stagelog_numpy_split\n' "$PWD/gpu/stub_site" > "$PTH" \
+  || { say "cannot write $PTH"; exit 1; }
+trap 'rm -f "$PTH"' EXIT
 libdir=$($PY -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")')
 if ! ldconfig -p | grep -q "libpython$pyver.so.1.0" && [ ! -e "$libdir/libpython$pyver.so.1.0" ]; then
   if [ -f "$WHL/libpython$pyver.deb" ]; then
