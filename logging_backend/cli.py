@@ -185,6 +185,7 @@ def sql(
 @app.command()
 def lineage(
     request_id: Annotated[str, typer.Argument(help="The request id (REQUEST_ID of the reply).")],
+    full: Annotated[bool, typer.Option("--full", help="Print long values whole.")] = False,
     home: HomeOption = None,
 ) -> None:
     """Show every arrow of one request in pipeline order."""
@@ -193,7 +194,8 @@ def lineage(
     from logging_backend import config, query
 
     try:
-        found = query.lineage(config.load(home=home), request_id, Console())
+        settings = config.load(home=home)
+        found = query.lineage(settings, request_id, Console(), None if full else 600)
     except StagelogError as exc:
         _die(exc)
     if not found:

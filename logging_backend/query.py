@@ -112,8 +112,16 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def lineage(settings: config.Settings, request_id: str, console: Console) -> int:
+def lineage(
+    settings: config.Settings, request_id: str, console: Console, max_chars: int | None = 600
+) -> int:
     """Print every arrow of one request in pipeline order, one section per stage.
+
+    Args:
+        settings: the home's settings.
+        request_id: the request.
+        console: where to print.
+        max_chars: cut each value after this many characters (None: print all).
 
     Returns:
         Number of lines printed (0 when the request is unknown).
@@ -143,9 +151,12 @@ def lineage(settings: config.Settings, request_id: str, console: Console) -> int
         value_style = "red" if kind == "event" and "status=error" in (value or "") else ""
         if kind == "event":
             detail = f"{detail} at {ts}"
+        value = value or ""
+        if max_chars is not None and len(value) > max_chars:
+            value = f"{value[:max_chars]}… ({len(value) - max_chars} more characters; --full)"
         table.add_row(
             f"{step} {stage}" if first else "", kind, name, "" if row is None else str(row),
-            detail, Text(value or "", style=value_style),
+            detail, Text(value, style=value_style),
         )
     console.print(table)
     _print_notes(settings, [r[7] for r in rows if r[2] not in ("action", "label")], console)
