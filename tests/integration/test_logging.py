@@ -182,6 +182,22 @@ def test_logged_aggregate_is_the_mean_of_the_logged_members(logged) -> None:
         assert diff < 1e-6, (request_id, row, diff)
 
 
+def test_lineage_shows_every_stage_in_pipeline_order(logged) -> None:
+    stack, ids, _ = logged
+    env = dict(os.environ, STAGELOG_HOME=str(stack.home), STAGELOG_DSN=stack.settings.dsn,
+               COLUMNS="200")
+    out = subprocess.run(
+        [sys.executable, "-m", "logging_backend.cli", "lineage", ids[0]], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    order = ["1 preprocess", "2 features", "3 forest", "3 logreg", "3 mlp", "4 aggregate"]
+    positions = [out.find(label) for label in order]
+    assert all(p >= 0 for p in positions), out
+    assert positions == sorted(positions)
+    for arrow in ("event", "input", "output", "state", "prediction", "RAW", "FEATURES"):
+        assert arrow in out
+
+
 def test_a_failing_request_leaves_an_error_row_with_the_message(stack: RunningStack) -> None:
     request_id = f"it-fail-{uuid.uuid4().hex[:8]}"
     good = json.dumps(events(1, seed=7)[0]).encode()
