@@ -100,8 +100,7 @@ def _wait(query: metrics.Query, labels: int) -> float:
 
 def _psi_table(console: Console, calm: list[dict[str, Any]], drift: list[dict[str, Any]]) -> None:
     by_feature = {r["feature"]: r["psi"] for r in calm}
-    table = Table(title="PSI per feature: calm phase vs. drift phase (top 8 in the drift phase)",
-                  title_justify="left")
+    table = Table(title="PSI per feature, calm vs. drift phase (top 8)", title_justify="left")
     for column in ("feature", "calm", "drift"):
         table.add_column(column, justify="left" if column == "feature" else "right")
     for row in drift[:8]:

@@ -241,8 +241,9 @@ def collect(query: Query, drift_minutes: float = 5.0) -> Metrics:
         None,
     )
     if window is not None:
+        # Not clamped to the first prediction: `features` logs its rows before `aggregate`.
         hi = window[1] + timedelta(microseconds=1)
-        lo = max(window[0], hi - timedelta(minutes=drift_minutes))
+        lo = hi - timedelta(minutes=drift_minutes)
         out.drift = [
             {**row, "psi": round(float(row["psi"]), 4)} for row in feature_psi(query, lo, hi)
         ]

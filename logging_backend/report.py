@@ -24,6 +24,8 @@ PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#F
            "#9D755D", "#BAB0AC", "#EECA3B")
 CLASS_COLORS = {"legit": "#54A24B", "card_fraud": "#E45756", "account_takeover": "#F58518"}
 DECISION_COLORS = {"approve": "#54A24B", "review": "#EECA3B", "decline": "#E45756"}
+ERROR_COLOR = "#E45756"
+OK_COLORS = tuple(c for c in PALETTE if c != ERROR_COLOR)  # red means a failed stage
 STAGE_ORDER = ("preprocess", "features", "mlp", "forest", "logreg", "aggregate", "feedback")
 TIME_BUCKETS = 60  # points per latency line
 DRIFT_BUCKETS = 6  # ~100 rows per point in the demo: PSI of small samples is noisy
@@ -172,9 +174,9 @@ def collect(
     )
     if pred_span and int(pred_span[0]["n"]):
         p_hi = _dt(pred_span[0]["hi"]) + timedelta(microseconds=1)
-        p_lo = _dt(pred_span[0]["lo"])
-        recent = metrics.feature_psi(query, max(p_lo, p_hi - timedelta(minutes=drift_minutes)),
-                                     p_hi)
+        # From the first stage event: `features` logs a request's rows before `aggregate`.
+        p_lo = min(_dt(pred_span[0]["lo"]), lo)
+        recent = metrics.feature_psi(query, p_hi - timedelta(minutes=drift_minutes), p_hi)
         data.drift = [(r["feature"], r["psi"]) for r in recent]
         top = [name for name, _ in data.drift[:3]]
         step = max((p_hi - p_lo) / DRIFT_BUCKETS, timedelta(milliseconds=200))
@@ -418,7 +420,7 @@ def waterfall(element_id: str, title: str, spans: Sequence[Span]) -> str:
         y = _M["top"] + i * row_h
         x = left + plot_w * s.start_ms / x_max
         w = max(plot_w * s.wall_ms / x_max, 1.0)
-        color = "#E45756" if s.status != "ok" else PALETTE[i % len(PALETTE)]
+        color = ERROR_COLOR if s.status != "ok" else OK_COLORS[i % len(OK_COLORS)]
         label = s.stage + (f" v{s.model_version}" if s.model_version else "")
         body.append(f'<text x="{left - 6}" y="{y + 16}" text-anchor="end" '
                     f'font-size="12">{_e(label)}</text>')
