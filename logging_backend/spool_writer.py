@@ -293,6 +293,17 @@ def encode(
     return {name: t.to_arrow() for name, t in tables.items() if t.n}
 
 
+def _optional(value: Any, kind: type) -> Any:
+    """``value`` as ``kind``, or None (NULL) when it is None or cannot be converted."""
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        _LOG.warning("stagelog: %r is not a %s; stored as NULL", value, kind.__name__)
+        return None
+
+
 def _encode_record(
     rec: Record, tables: dict[str, _Table], rss_bytes: int, gpu_mem: int | None
 ) -> None:
@@ -306,6 +317,8 @@ def _encode_record(
             gpu_ms = pending.resolve()
         except Exception:
             _LOG.exception("stagelog: GPU timing of %s failed; gpu_ms left NULL", ident.model)
+    gpu_ms = _optional(gpu_ms, float)
+    gpu_mem = _optional(rec.gpu_mem_bytes if rec.gpu_mem_bytes is not None else gpu_mem, int)
     ev = tables["stage_events"]
     c = ev.cols
     c["ts"].append(ts_us)
@@ -322,7 +335,7 @@ def _encode_record(
     c["cpu_ms"].append(rec.cpu_ms)
     c["gpu_ms"].append(gpu_ms)
     c["device"].append(rec.device)
-    c["gpu_mem_bytes"].append(rec.gpu_mem_bytes if rec.gpu_mem_bytes is not None else gpu_mem)
+    c["gpu_mem_bytes"].append(gpu_mem)
     c["rss_bytes"].append(rss_bytes)
     c["host"].append(ident.host)
     c["pid"].append(ident.pid)
@@ -339,46 +352,73 @@ def _encode_record(
     if rec.tensors:
         _encode_tensors(rec, ident, policy.summarizes, policy.mode, ts_us, tables["stage_tensors"])
     for model, probs, decisions in rec.preds:
-        _encode_predictions(rec, ident, ts_us, model, probs, decisions, tables["predictions"])
+        try:
+            _encode_predictions(rec, ident, ts_us, model, probs, decisions, tables["predictions"])
+        except Exception:
+            _LOG.exception(
+                "stagelog: %s: predictions of %s not logged", ident.model, rec.request_id
+            )
 
 
 def _encode_tensors(
     rec: Record, ident: ModelIdentity, summarize: bool, mode: str, ts_us: int, t: _Table
 ) -> None:
     c = t.cols
-    for direction, name, arr in (x for item in rec.tensors for x in _expand(*item)):
-        c["ts"].append(ts_us)
-        c["request_id"].append(rec.request_id)
-        c["stage"].append(ident.model)
-        c["model_version"].append(ident.model_version)
-        c["direction"].append(direction)
-        c["name"].append(name)
-        numeric = _is_numeric(arr)
-        c["dtype"].append(_dtype_name(arr.dtype) if numeric else _BYTES_DTYPE)
-        c["policy"].append(mode)
-        t.flat["shape"].append(list(arr.shape))
-        t.lens["shape"].append(arr.ndim)
-        if summarize:
-            keys, vals = _summary(arr)
-            t.keys["summary"].append(keys)
-            t.flat["summary"].append(vals)
-            t.lens["summary"].append(len(keys))
-            t.lens["values_f64"].append(0)
-            t.lens["values_str"].append(0)
-        else:
-            t.lens["summary"].append(0)
-            if numeric:
-                t.flat["values_f64"].append(arr.astype(np.float64, copy=False).ravel())
-                t.lens["values_f64"].append(arr.size)
+    for item in rec.tensors:
+        try:
+            expanded = list(_expand(*item))
+        except Exception:
+            _LOG.exception(
+                "stagelog: %s: tensor %r of %s not logged", ident.model, item[1], rec.request_id
+            )
+            continue
+        for direction, name, arr in expanded:
+            # everything that can fail happens before the first append, so a bad tensor
+            # leaves the columns aligned
+            try:
+                numeric = _is_numeric(arr)
+                dtype = _dtype_name(arr.dtype) if numeric else _BYTES_DTYPE
+                summary = _summary(arr) if summarize else None
+                if summary is None and numeric:
+                    values = arr.astype(np.float64, copy=False).ravel()
+                elif summary is None:
+                    values = arr.ravel()
+                    if values.dtype != object:  # numpy S/U arrays: bytes or str objects first
+                        values = values.astype(object)
+                shape = [int(d) for d in arr.shape]
+            except Exception:
+                _LOG.exception(
+                    "stagelog: %s: tensor %r of %s not logged", ident.model, name, rec.request_id
+                )
+                continue
+            c["ts"].append(ts_us)
+            c["request_id"].append(rec.request_id)
+            c["stage"].append(ident.model)
+            c["model_version"].append(ident.model_version)
+            c["direction"].append(direction)
+            c["name"].append(name)
+            c["dtype"].append(dtype)
+            c["policy"].append(mode)
+            t.flat["shape"].append(shape)
+            t.lens["shape"].append(len(shape))
+            if summary is not None:
+                keys, vals = summary
+                t.keys["summary"].append(keys)
+                t.flat["summary"].append(vals)
+                t.lens["summary"].append(len(keys))
+                t.lens["values_f64"].append(0)
                 t.lens["values_str"].append(0)
             else:
-                flat = arr.ravel()
-                if flat.dtype != object:  # numpy S/U arrays: bytes or str objects first
-                    flat = flat.astype(object)
-                t.flat["values_str"].append(flat)
-                t.lens["values_str"].append(arr.size)
-                t.lens["values_f64"].append(0)
-        t.n += 1
+                t.lens["summary"].append(0)
+                if numeric:
+                    t.flat["values_f64"].append(values)
+                    t.lens["values_f64"].append(arr.size)
+                    t.lens["values_str"].append(0)
+                else:
+                    t.flat["values_str"].append(values)
+                    t.lens["values_str"].append(arr.size)
+                    t.lens["values_f64"].append(0)
+            t.n += 1
 
 
 def _encode_predictions(
@@ -391,8 +431,21 @@ def _encode_predictions(
     t: _Table,
 ) -> None:
     probs = np.atleast_2d(host_array(probs)).astype(np.float32, copy=False)
+    if probs.ndim != 2:
+        raise SpoolError(
+            f"{ident.model}: probabilities of shape {probs.shape}, not [rows, classes]"
+        )
     n, k = probs.shape
     names = _class_names(k)
+    labels = _class_array(names)
+    predicted = labels[probs.argmax(axis=1)].tolist() if k else [""] * n
+    if decisions is None:
+        decided = [""] * n
+    else:
+        flat = host_array(decisions).ravel().tolist()
+        if len(flat) != n:
+            raise SpoolError(f"{ident.model}: {len(flat)} decisions for {n} prediction rows")
+        decided = [_as_bytes(d).decode("utf-8", "replace") for d in flat]
     c = t.cols
     c["ts"].extend([ts_us] * n)
     c["request_id"].extend([rec.request_id] * n)
@@ -400,15 +453,8 @@ def _encode_predictions(
     c["stage"].extend([ident.model] * n)
     c["model"].extend([model] * n)
     c["model_version"].extend([ident.model_version] * n)
-    labels = _class_array(names)
-    c["predicted_class"].extend(labels[probs.argmax(axis=1)].tolist() if k else [""] * n)
-    if decisions is None:
-        c["decision"].extend([""] * n)
-    else:
-        flat = host_array(decisions).ravel().tolist()
-        if len(flat) != n:
-            raise SpoolError(f"{ident.model}: {len(flat)} decisions for {n} prediction rows")
-        c["decision"].extend(_as_bytes(d).decode("utf-8", "replace") for d in flat)
+    c["predicted_class"].extend(predicted)
+    c["decision"].extend(decided)
     flat_probs = probs.ravel()
     t.flat["probs"].append(flat_probs)
     t.lens["probs"].extend([k] * n)

@@ -319,7 +319,7 @@ class Record:
     def fail(self, message: str) -> None:
         """Mark the request failed with a handled error."""
         self.status = "error"
-        self.error = message
+        self.error = str(message)
 
     def gpu_time(self, pending: Any) -> None:
         """Keep a pending GPU timing (``.resolve() -> ms | None``), resolved by the flush thread.
@@ -380,6 +380,11 @@ class StageLogger:
         """Open the record of one request (use as a context manager)."""
         if isinstance(request_id, bytes):
             request_id = request_id.decode("utf-8", "replace")
+        elif not isinstance(request_id, str):
+            request_id = str(request_id)
+        rows = int(rows)
+        if rows < 0:
+            raise ValueError(f"rows must be >= 0, got {rows}")
         return Record(self, request_id, rows, self.policy.keeps(request_id))
 
     def force_flush(self, timeout: float = 10.0) -> bool:

@@ -455,3 +455,36 @@ def test_summary_statistics_agree_between_small_and_large_tensors(size):
     assert _summary(np.array([], dtype=np.float32)) == (["count"], [0.0])
     assert _summary(np.full(3, np.nan)) == (["count", "nan_count"], [3.0, 3.0])
     assert _summary(np.full(300, np.nan)) == (["count", "nan_count"], [300.0, 300.0])
+
+
+def test_a_malformed_record_part_is_skipped_and_logged_not_the_batch(repo, caplog):
+    class Broken:
+        __cuda_array_interface__ = {}
+
+        def copy(self):
+            return self
+
+        def get(self):
+            raise RuntimeError("device lost")
+
+    log, exporter = _open(repo, model="aggregate")
+    with log.request("bad", rows=2) as rec:
+        rec.input("GOOD", np.array([1.0, 2.0]))
+        rec.input("BROKEN", Broken())
+        rec.predictions("aggregate", np.ones((2, 3)) / 3, decisions=["approve"])  # 1 for 2 rows
+        rec.gpu_ms = "not a number"
+    with log.request("good", rows=1) as rec:
+        rec.predictions("aggregate", np.array([[0.2, 0.3, 0.5]]), decisions=["review"])
+    with pytest.raises(ValueError, match="rows must be >= 0"):
+        log.request("neg", rows=-1)
+    log.close()
+    with caplog.at_level("WARNING", logger="stagelog.spool"):
+        tables = _tables(exporter)
+    assert {e["request_id"]: e["gpu_ms"] for e in tables["stage_events"]} == {
+        "bad": None,
+        "good": None,
+    }
+    assert [t["name"] for t in tables["stage_tensors"]] == ["GOOD"]
+    assert [(p["request_id"], p["decision"]) for p in tables["predictions"]] == [("good", "review")]
+    assert "tensor 'BROKEN' of bad not logged" in caplog.text
+    assert "1 decisions for 2 prediction rows" in caplog.text
