@@ -382,9 +382,8 @@ class StageLogger:
             request_id = request_id.decode("utf-8", "replace")
         elif not isinstance(request_id, str):
             request_id = str(request_id)
-        rows = int(rows)
-        if rows < 0:
-            raise ValueError(f"rows must be >= 0, got {rows}")
+        if type(rows) is not int or rows < 0:
+            rows = _valid_rows(rows, self.identity.model)
         return Record(self, request_id, rows, self.policy.keeps(request_id))
 
     def force_flush(self, timeout: float = 10.0) -> bool:
@@ -424,6 +423,18 @@ class StageLogger:
                 dropped=dropped,
             )
         ]
+
+
+def _valid_rows(rows: Any, model: str) -> int:
+    """A row count for the record; logging never raises into inference, so bad ones become 0."""
+    try:
+        value = int(rows)
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0:
+        _LOG.warning("stagelog: %s: rows=%r is not a count >= 0; recorded as 0", model, rows)
+        return 0
+    return value
 
 
 class NullRecord:

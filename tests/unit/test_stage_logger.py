@@ -475,14 +475,18 @@ def test_a_malformed_record_part_is_skipped_and_logged_not_the_batch(repo, caplo
         rec.gpu_ms = "not a number"
     with log.request("good", rows=1) as rec:
         rec.predictions("aggregate", np.array([[0.2, 0.3, 0.5]]), decisions=["review"])
-    with pytest.raises(ValueError, match="rows must be >= 0"):
-        log.request("neg", rows=-1)
+    with log.request("neg", rows=-1):
+        pass
+    with log.request("np", rows=np.int64(3)):
+        pass
     log.close()
     with caplog.at_level("WARNING", logger="stagelog.spool"):
         tables = _tables(exporter)
-    assert {e["request_id"]: e["gpu_ms"] for e in tables["stage_events"]} == {
-        "bad": None,
-        "good": None,
+    assert {e["request_id"]: (e["gpu_ms"], e["rows"]) for e in tables["stage_events"]} == {
+        "bad": (None, 2),
+        "good": (None, 1),
+        "neg": (None, 0),
+        "np": (None, 3),
     }
     assert [t["name"] for t in tables["stage_tensors"]] == ["GOOD"]
     assert [(p["request_id"], p["decision"]) for p in tables["predictions"]] == [("good", "review")]
