@@ -40,6 +40,7 @@ from logging_backend.gpu_repository import MEMBERS, write_gpu_repository  # noqa
 
 MAX_TAR_BYTES = 15 * 2**20  # the device tool returns files of at most 16 MiB
 SERVER_LOG_LINES = 60
+REFERENCE_ROWS = 32
 
 
 def log(message: str) -> None:
@@ -129,6 +130,17 @@ def score_load(
     return rows
 
 
+def reference_probabilities(grpc_url: str, phase: str, events: list[dict]) -> list[list[float]]:
+    """The first request of a phase: the same 32 events, so phases can be compared exactly."""
+    import tritonclient.grpc as grpcclient
+
+    from clients.score import score_batch
+
+    client = grpcclient.InferenceServerClient(grpc_url)
+    result = score_batch(client, events[:REFERENCE_ROWS], request_id=f"reference-{phase}")
+    return [[round(float(p), 7) for p in row] for row in result.probabilities]
+
+
 def run_phase(args: argparse.Namespace, phase: str, device: str, events: list[dict]) -> dict:
     """Start the stack for one phase, score, stop it; return throughput rows and paths."""
     home = Path(args.work) / phase
@@ -148,6 +160,7 @@ def run_phase(args: argparse.Namespace, phase: str, device: str, events: list[di
         result["start_s"] = round(time.perf_counter() - started, 1)
         result["triton_version"] = stack.triton_version
         log(f"{phase}: ready in {result['start_s']} s (Triton {stack.triton_version})")
+        result["reference_probabilities"] = reference_probabilities(stack.grpc_url, phase, events)
         result["load"] = score_load(
             stack.grpc_url, phase, events, args.batch_sizes, args.events_per_batch_size,
             args.min_requests, args.concurrency, args.warmup,
@@ -336,6 +349,8 @@ def markdown(summary: dict[str, Any]) -> str:
                       f"- fallbacks/policy rows: {spool['logging_policy']}"]
         if phase.get("error"):
             lines.append(f"- ERROR: {phase['error']}")
+    lines += ["", "## Same 32 events, first request of each phase: max |p_gpu - p_cpu| = "
+              f"{summary.get('reference_max_abs_diff_gpu_vs_cpu')}"]
     lines += ["", f"## CUDA-event probe cost on the request path: {summary['probe_cost']}", ""]
     return "\n".join(lines) + "\n"
 
@@ -393,6 +408,11 @@ def main(argv: list[str] | None = None) -> int:
         result["spool_tar"] = (tar_spool(spool, args.out / f"spool-{phase}.tar")
                                if spool.is_dir() else None)
         summary["phases"].append(result)
+    refs = [p.get("reference_probabilities") for p in summary["phases"]]
+    if all(refs) and len(refs) == 2:
+        summary["reference_max_abs_diff_gpu_vs_cpu"] = max(
+            abs(a - b) for ra, rb in zip(*refs, strict=True) for a, b in zip(ra, rb, strict=True)
+        )
     summary["probe_cost"] = probe_cost("cpu" if args.cpu else "gpu")
     log(f"probe cost: {summary['probe_cost']}")
 
@@ -407,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(summary), flush=True)
 
     ok = all(not p.get("error") and p["load"] for p in summary["phases"])
+    ok = ok and summary.get("reference_max_abs_diff_gpu_vs_cpu", 1.0) < 1e-3
     gpu_phase = summary["phases"][0]["spool_summary"]
     if not args.cpu:
         ok = ok and gpu_phase.get("member_requests", 0) > 0 and \

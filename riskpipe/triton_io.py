@@ -103,19 +103,34 @@ def request_id(pb: ModuleType, request: Any) -> str:
 
 
 _NUMPY2 = int(np.__version__.split(".", 1)[0]) >= 2
+_USED = b"used_dltensor"  # the DLPack protocol's name for a consumed capsule (kept alive here)
+
+
+def _mark_consumed(capsule: Any) -> None:
+    import ctypes  # noqa: PLC0415 - only the NumPy-2 output path needs it
+
+    set_name = ctypes.pythonapi.PyCapsule_SetName
+    set_name.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    set_name(capsule, _USED)
 
 
 def float_tensor(pb: ModuleType, name: str, array: np.ndarray) -> Any:
     """A numeric output tensor.
 
     Under NumPy 2 it goes through DLPack: the 2.51 stub's own NumPy bridge computes the byte
-    size wrongly there (docs/gpu.md). Under NumPy 1 it takes the classic path: NumPy 1's DLPack
-    deleter does not take the GIL, and Triton releases output tensors without it.
+    size wrongly there (docs/gpu.md). The stub marks the capsule it consumed ``used_dlpack``
+    instead of the protocol's ``used_dltensor`` (and frees the tensor itself later), so NumPy's
+    capsule destructor would report an error for every response; the capsule is renamed to the
+    standard name once Triton holds the tensor. Under NumPy 1 it takes the classic path: NumPy
+    1's DLPack deleter does not take the GIL, and Triton releases output tensors without it.
     """
     array = np.ascontiguousarray(array)
-    if _NUMPY2:
-        return pb.Tensor.from_dlpack(name, array)
-    return pb.Tensor(name, array)
+    if not _NUMPY2:
+        return pb.Tensor(name, array)
+    capsule = array.__dlpack__()
+    tensor = pb.Tensor.from_dlpack(name, capsule)
+    _mark_consumed(capsule)
+    return tensor
 
 
 def string_tensor(pb: ModuleType, name: str, values: list[bytes] | list[str]) -> Any:
