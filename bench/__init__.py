@@ -1,0 +1,1 @@
+"""Benchmarks that print numbers; bench/RESULTS.md holds the measured tables and raw output."""

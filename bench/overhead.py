@@ -297,6 +297,7 @@ def run_once(mode: Mode, repetition: int, args: argparse.Namespace, source: Even
             http_port=http_port,
             metrics_port=metrics_port,
             logging=mode.logging,
+            flush_ms=args.flush_ms,
         )
         repository = Path(args.model_repository)
         if mode.policy:
@@ -514,6 +515,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--sample-rate", type=float, default=0.1, help="for mode sampled")
     parser.add_argument("--trace-log-frequency", type=int, default=100)
+    parser.add_argument(
+        "--flush-ms", type=int, default=None,
+        help="STAGELOG_FLUSH_MS of the logging stacks (default: the setting's own default)",
+    )  # fmt: skip
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--startup-timeout", type=float, default=300.0)
     parser.add_argument("--model-repository", default=str(launcher.DEFAULT_MODEL_REPOSITORY))
