@@ -101,3 +101,15 @@ def test_report_renders_in_headless_chromium(report_page, tmp_path):
     assert taken.returncode == 0 and shot.exists(), taken.stderr[-2000:]
     assert shot.stat().st_size > 20_000
     assert png_distinct_bytes(shot) > 64
+
+
+def test_metrics_command_prints_every_section_and_the_note(report_page, stack):
+    done = subprocess.run(
+        [sys.executable, "-m", "logging_backend.cli", "metrics", "--home", str(stack.home)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for fragment in ("online accuracy", "member agreement", "decision mix",
+                     "decisions vs. reported actions", "latency per stage", "feature drift",
+                     "notes overlapping this window", "Report test traffic"):
+        assert fragment in done.stdout, fragment
