@@ -105,6 +105,7 @@ class Collector:
         self.client: Client | None = None
         self.shipper: Shipper | None = None
         self.server: ThreadingHTTPServer | None = None
+        self.gpu_sampler: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -139,6 +140,11 @@ class Collector:
             destination=self.destination,
         )
         self.settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        # GPU utilisation, memory, power, temperature -> system_samples about once a second,
+        # through the spool like every other row (a no-op, logged once, without a GPU/NVML).
+        from logging_backend.gpu import SamplerThread  # noqa: PLC0415
+
+        self.gpu_sampler = SamplerThread(self.settings.spool_dir).start()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self.server.daemon_threads = True
         threading.Thread(
@@ -181,6 +187,8 @@ class Collector:
                 delay = backoff.next_delay()
                 log.exception("shipping to %s failed; retrying in %.1fs", self.destination, delay)
             self.stop_event.wait(delay)
+        if self.gpu_sampler is not None:
+            self.gpu_sampler.stop()  # its last rows go out with the drain
         self.drain()
 
     def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
