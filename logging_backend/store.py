@@ -22,6 +22,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
+from logging_backend import cluster as cluster_ddl
 from logging_backend.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -236,10 +237,16 @@ _BOOTSTRAP = (
 )
 
 
-def applied_migrations(client: Client) -> dict[int, tuple[str, str]]:
-    """Return ``{version: (name, checksum)}`` of the migrations recorded in the store."""
+def applied_migrations(client: Client, cluster: str | None = None) -> dict[int, tuple[str, str]]:
+    """Return ``{version: (name, checksum)}`` of the migrations recorded in the store.
+
+    Args:
+        client: an open client.
+        cluster: the ClickHouse cluster the bookkeeping table lives on (None: one server).
+    """
     for statement in _BOOTSTRAP:
-        client.command(statement)
+        for rendered in cluster_ddl.render_statement(statement, cluster):
+            client.command(rendered)
     rows = client.query(
         f"SELECT version, any(name), any(checksum) FROM {DATABASE}.schema_migrations "
         "GROUP BY version"
@@ -247,7 +254,9 @@ def applied_migrations(client: Client) -> dict[int, tuple[str, str]]:
     return {int(v): (name, checksum) for v, name, checksum in rows}
 
 
-def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def migrate(
+    client: Client, directory: Path = MIGRATIONS_DIR, cluster: str | None = None
+) -> list[str]:
     """Apply pending migrations in version order and record each in ``schema_migrations``.
 
     Statements are idempotent (``IF NOT EXISTS``), so a migration interrupted half-way is
@@ -256,14 +265,19 @@ def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[str]:
     Args:
         client: an open client.
         directory: where the ``NNNN_*.sql`` files are.
+        cluster: a ClickHouse cluster name, else ``STAGELOG_CLUSTER``; when set, every
+            statement is rendered for the cluster by ``logging_backend.cluster`` (ON CLUSTER,
+            Replicated ``_local`` tables + Distributed tables). None and unset: as written.
 
     Returns:
         The file names applied now (empty when the schema was up to date).
 
     Raises:
         StoreError: a statement failed, or an applied migration's file was edited afterwards.
+        ConfigError: the cluster name is not valid, or a statement cannot be placed on it.
     """
-    done = applied_migrations(client)
+    cluster = cluster_ddl.cluster_name(cluster)
+    done = applied_migrations(client, cluster)
     applied: list[str] = []
     for migration in migrations(directory):
         if migration.version in done:
@@ -276,7 +290,8 @@ def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[str]:
             continue
         for statement in split_statements(migration.sql):
             try:
-                client.command(statement)
+                for rendered in cluster_ddl.render_statement(statement, cluster):
+                    client.command(rendered)
             except ClickHouseError as exc:
                 raise StoreError(f"migration {migration.name} failed: {exc}") from exc
         client.insert(

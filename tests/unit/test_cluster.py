@@ -286,3 +286,42 @@ def test_example_cluster_config_names_real_settings_and_macros(client):
             for setting in profile:
                 if setting.tag != "constraints":
                     assert setting.tag in known, (users.name, profile.tag, setting.tag)
+
+
+class RecordingClient:
+    """Stands in for a clickhouse-connect client of a cluster the embedded engine cannot be."""
+
+    def __init__(self):
+        self.commands: list[str] = []
+        self.inserts: list[str] = []
+
+    def command(self, sql):
+        self.commands.append(sql)
+
+    def query(self, sql):
+        class Result:
+            result_rows: list = []
+        return Result()
+
+    def insert(self, table, rows, column_names):
+        self.inserts.append(table)
+
+
+def test_store_migrate_renders_for_the_configured_cluster(monkeypatch):
+    monkeypatch.setenv(cluster.CLUSTER, C)
+    client = RecordingClient()
+    applied = store.migrate(client)
+    assert applied == [m.name for m in MIGRATIONS]
+    expected = [s for st in store._BOOTSTRAP for s in cluster.render_statement(st, C)]
+    expected += rendered_migrations()
+    assert client.commands == expected
+    assert "CREATE TABLE IF NOT EXISTS stagelog.schema_migrations_local ON CLUSTER" in (
+        client.commands[1])
+    assert client.inserts == ["stagelog.schema_migrations"] * len(MIGRATIONS)  # Distributed
+
+    monkeypatch.delenv(cluster.CLUSTER)
+    single = RecordingClient()
+    store.migrate(single)
+    assert all("ON CLUSTER" not in c for c in single.commands)
+    assert single.commands[len(store._BOOTSTRAP):] == [
+        s for m in MIGRATIONS for s in store.split_statements(m.sql)]
