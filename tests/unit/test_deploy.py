@@ -350,3 +350,14 @@ def test_triton_entry_serves_the_committed_repository_without_a_gpu(tmp_path):
     assert "no GPU is visible" in result.stderr
     result = run_serve(tmp_path, STAGELOG_DEVICE="cpu", STAGELOG_TRITON_GPUS="0")
     assert f"--model-repository={ROOT / 'model_repository'}" in result.stdout
+
+
+def test_dockerfile_copy_sources_exist_in_the_build_context():
+    ignored = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+               if ln.strip() and not ln.startswith("#")]
+    for dockerfile in sorted((ROOT / "docker").glob("*/Dockerfile")):
+        copies = re.findall(r"^COPY\s+(\S+)\s+\S+$", dockerfile.read_text(), re.M)
+        assert copies, dockerfile
+        for source in copies:
+            assert (ROOT / source).exists(), (dockerfile.name, source)
+            assert not any(source == i or source.startswith(i + "/") for i in ignored), source
