@@ -618,16 +618,20 @@ def up(
 
 
 def _stop(settings: Settings, name: str, timeout: float) -> int | None:
-    """SIGTERM ``name``'s process group, wait, then SIGKILL it; return the pid stopped."""
+    """SIGTERM ``name``, wait, then SIGKILL its process group; return the pid stopped.
+
+    Only the leader gets SIGTERM: tritonserver then unloads every model, so each stub runs its
+    ``finalize`` (which flushes the stage log) before the server exits.
+    """
     pid = running_pid(settings, name)
     if pid is None:
         _pid_file(settings, name).unlink(missing_ok=True)
         return None
     proc = psutil.Process(pid)
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
         proc.terminate()
+    except psutil.NoSuchProcess:
+        pass
     try:
         proc.wait(timeout)
     except psutil.TimeoutExpired:

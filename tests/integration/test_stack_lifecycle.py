@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -100,3 +101,38 @@ def test_model_that_fails_to_load_fails_up_with_the_reason(tmp_path: Path) -> No
     with pytest.raises(LauncherError, match="(?s)artifact mlp.npz missing"):
         start_stack(tmp_path / "home", logging=False, model_repository=repo, timeout=120)
     assert not launcher.status(launcher.settings_from_stack(tmp_path / "home")).running
+
+
+def test_down_right_after_traffic_keeps_every_logged_request(tmp_path: Path) -> None:
+    """`down` stops Triton first (stubs flush in finalize), then the collector drains the spool."""
+    from clients.score import score_batch
+    from training.generator import generate
+
+    running = start_stack(tmp_path / "home", logging=True, timeout=300)
+    try:
+        client = grpcclient.InferenceServerClient(running.grpc_url)
+        events = [item.event for item in generate(40, seed=77)]
+        for index in range(20):
+            score_batch(client, events[2 * index : 2 * index + 2], f"drain-{index}")
+        client.close()
+    finally:
+        stopped = launcher.down(running.settings)
+    assert list(stopped) == ["tritonserver", "collector"]
+    # The store is free again: count in a separate process (chDB allows one path per process).
+    count = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, clickhouse_connect; c = clickhouse_connect.get_client("
+            "interface='chdb', path=sys.argv[1]); print(c.query(\"SELECT uniqExact(request_id) "
+            "FROM stagelog.stage_events WHERE stage = 'aggregate' AND startsWith(request_id, "
+            "'drain-')\").result_rows[0][0])",
+            str(running.home / "clickhouse"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert count.stdout.strip() == "20", count.stderr
+    assert not list((running.home / "spool").glob("*/*.arrow"))
