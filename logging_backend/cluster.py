@@ -12,9 +12,10 @@ and each table becomes two:
 
 Materialized views are rewritten to read from and write to the ``_local`` tables (each shard
 aggregates what it stores; ``-Merge`` combinators through the Distributed table finish the job).
-Plain views keep reading the user-facing (Distributed) names. ``ALTER TABLE`` runs on both
-tables. Deduplication of retried inserts moves from ``non_replicated_deduplication_window`` to
-``replicated_deduplication_window`` with the same size.
+Plain views, SQL functions and dictionaries are created on every node; views keep reading the
+user-facing (Distributed) names. ``ALTER TABLE`` of columns runs on both tables, other ALTERs on
+the ``_local`` table only. Deduplication of retried inserts moves from
+``non_replicated_deduplication_window`` to ``replicated_deduplication_window``, same size.
 
 A statement this module does not know how to place on a cluster raises ``ConfigError`` rather
 than being run half-right.
@@ -49,6 +50,15 @@ _CREATE_VIEW = re.compile(
     r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _QUALIFIED, re.I
 )
 _ALTER_TABLE = re.compile(r"^\s*ALTER\s+TABLE\s+" + _QUALIFIED, re.I)
+_CREATE_FUNCTION = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    + _NAME.format("function"),
+    re.I,
+)
+_CREATE_DICTIONARY = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?DICTIONARY\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _QUALIFIED,
+    re.I,
+)
 _DROP = re.compile(
     r"^\s*DROP\s+(?P<kind>TABLE|VIEW|DICTIONARY)\s+(?:IF\s+EXISTS\s+)?" + _QUALIFIED, re.I
 )
@@ -290,7 +300,9 @@ def render_statement(statement: str, cluster: str | None) -> list[str]:
         return [_insert_after(match, statement, on)]
     if match := _CREATE_MV.match(statement):
         return _render_materialized_view(match, statement, cluster)
-    if match := _CREATE_VIEW.match(statement):
+    if match := _CREATE_VIEW.match(statement) or _CREATE_FUNCTION.match(statement):
+        return [_insert_after(match, statement, on)]
+    if match := _CREATE_DICTIONARY.match(statement):
         return [_insert_after(match, statement, on)]
     if match := _CREATE_TABLE.match(statement):
         if re.search(r"\bAS\s+SELECT\b", statement, re.I):
@@ -311,7 +323,8 @@ def render_statement(statement: str, cluster: str | None) -> list[str]:
         return [statement]  # through the Distributed table, like every other write
     raise ConfigError(
         f"cannot place this migration statement on a cluster: {statement[:120]!r}; "
-        "supported: CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... TO, ALTER TABLE, DROP, INSERT"
+        "supported: CREATE DATABASE/TABLE/VIEW/MATERIALIZED VIEW ... TO/FUNCTION/DICTIONARY, "
+        "ALTER TABLE, DROP, INSERT"
     )
 
 

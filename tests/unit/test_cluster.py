@@ -126,7 +126,7 @@ def test_every_statement_renders_for_the_cluster(migration):
                 if ref.split(".")[0] == "stagelog":
                     assert ref.endswith("_local"), (ref, mv)  # each shard aggregates its rows
             assert norm(_revert(mv, TABLES)) == src
-        elif src.startswith("CREATE VIEW"):
+        elif re.match(r"CREATE (OR REPLACE )?(VIEW|FUNCTION|DICTIONARY)", src):
             assert rendered == [src.replace(head, f"{head} {ON}", 1)]
         elif src.startswith("ALTER TABLE"):
             assert 1 <= len(rendered) <= 2
@@ -176,6 +176,15 @@ SETTINGS replicated_deduplication_window = 100"""
         "ALTER TABLE stagelog.stage_tensors MODIFY TTL toDateTime(ts) + INTERVAL 7 DAY", "c1") == [
         "ALTER TABLE stagelog.stage_tensors_local ON CLUSTER `c1` MODIFY TTL toDateTime(ts) + "
         "INTERVAL 7 DAY"]
+    assert cluster.render_statement(
+        "CREATE FUNCTION IF NOT EXISTS stagelog_psi AS (p, q) -> (p - q) * log(p / q)", "c1") == [
+        "CREATE FUNCTION IF NOT EXISTS stagelog_psi ON CLUSTER `c1` AS (p, q) -> "
+        "(p - q) * log(p / q)"]
+    assert cluster.render_statement(
+        "CREATE DICTIONARY IF NOT EXISTS stagelog.merchants (id String, risk Float32) "
+        "PRIMARY KEY id SOURCE(CLICKHOUSE(TABLE 'merchant_risk')) LIFETIME(300) "
+        "LAYOUT(COMPLEX_KEY_HASHED())", "c1")[0].startswith(
+        "CREATE DICTIONARY IF NOT EXISTS stagelog.merchants ON CLUSTER `c1` (id String")
     assert cluster.render_statement("DROP TABLE IF EXISTS stagelog.old", "c1") == [
         "DROP TABLE IF EXISTS stagelog.old ON CLUSTER `c1`",
         "DROP TABLE IF EXISTS stagelog.old_local ON CLUSTER `c1`",
