@@ -12,23 +12,27 @@ Modes, all on the same machine and the same models (the repository's model_repos
   --trace-config rate=1``, written to a file under the run's home every ``--trace-log-frequency``
   traces (Triton's default, 0, would keep every trace in memory until shutdown).
 
-Each repetition starts a fresh stack per mode (temporary STAGELOG_HOME, free ports), in rotated
-order (repetition r starts at mode r), so that drift of a shared machine spreads over all modes.
-Per run: ``--warmup`` seconds of load, then ``--duration`` measured seconds of closed-loop load
-from ``--concurrency`` asyncio clients (``tritonclient.grpc.aio``, one request in flight each,
-``--batch-size`` events per request, fresh event ids as in the load test). Reported per run:
+All stacks run side by side for the whole benchmark (one temporary STAGELOG_HOME and free ports
+each); load goes to one at a time, in short windows, in rotated order (repetition r starts at
+mode r), so that whatever else the machine does spreads over all modes alike. One window:
+``--warmup`` seconds of load, then ``--duration`` measured seconds of closed-loop load from
+``--concurrency`` asyncio clients (``tritonclient.grpc.aio``, one request in flight each,
+``--batch-size`` events per request, fresh event ids as in the load test). Reported per window:
 throughput (requests answered in the window / window), p50/p99 latency of those requests, CPU
-seconds of the server (Triton + stubs) and of the collector per 1000 requests. With logging on,
-once the load stops, the store is polled until every request sent (warm-up included) has its
-6 ``stage_events`` rows and ``batch x 4`` ``predictions`` rows: rows lost = expected - found
-after ``--drain-timeout`` seconds (must be 0). With tracing on, the trace files' size is reported.
+seconds of the server (Triton + stubs) and of the collector per request. With logging on, once
+the load stops, the store is polled until every request of the window (warm-up included) has
+its 6 ``stage_events`` rows and ``batch x 4`` ``predictions`` rows: rows lost = expected - found
+after ``--drain-timeout`` seconds (must be 0). The next window starts only then, so no window
+pays for another's shipping. With tracing on, the growth of the trace files is reported.
+Several ``--concurrency`` levels may be given; each is its own table.
 
-The summary gives, per mode, the median over repetitions and the ratio to mode ``off``.
+The summary gives, per concurrency and mode, the median over repetitions and the ratio to mode
+``off`` at that concurrency.
 
 Usage::
 
     python -m bench.overhead                                  # off, full, sampled, trace; 3 reps
-    python -m bench.overhead --modes off,full --repetitions 5 --concurrency 16
+    python -m bench.overhead --modes off,full --repetitions 5 --concurrency 8,32
     python -m bench.overhead --out bench/results/overhead.txt --json bench/results/overhead.json
 """
 
@@ -262,9 +266,10 @@ def drain(
 
 @dataclass
 class Run:
-    """One repetition of one mode."""
+    """One measured window of one mode."""
 
     mode: str
+    concurrency: int
     repetition: int
     throughput_rps: float
     p50_ms: float
@@ -281,88 +286,102 @@ class Run:
     rows_duplicated: int | None = None
     drain_s: float | None = None
     trace_bytes: int | None = None
-    startup_s: float = 0.0
     error_examples: list[str] = field(default_factory=list)
 
 
-def run_once(mode: Mode, repetition: int, args: argparse.Namespace, source: EventSource) -> Run:
-    """Start a stack for ``mode``, load it, count its rows, stop it."""
-    with tempfile.TemporaryDirectory(prefix=f"stagelog-overhead-{mode.name}-") as tmp:
-        home = Path(tmp)
-        grpc_port, http_port, metrics_port = launcher.free_ports(3)
-        settings = config.load(
-            home=home,
-            dsn=f"chdb://{home / 'clickhouse'}",
-            grpc_port=grpc_port,
-            http_port=http_port,
-            metrics_port=metrics_port,
-            logging=mode.logging,
-            flush_ms=args.flush_ms,
+@dataclass
+class ModeStack:
+    """A running stack serving one mode."""
+
+    mode: Mode
+    settings: config.Settings
+    stack: launcher.Stack
+    trace_dir: Path
+    startup_s: float
+
+    def cpu_probe(self) -> tuple[float, float]:
+        """CPU seconds so far of (Triton + stubs, collector)."""
+        return _tree_cpu_s(self.stack.triton_pid), _tree_cpu_s(self.stack.collector_pid)
+
+    def trace_bytes(self) -> int:
+        """Bytes in the trace files so far."""
+        return sum(p.stat().st_size for p in self.trace_dir.rglob("*") if p.is_file())
+
+
+def start(mode: Mode, home: Path, args: argparse.Namespace) -> ModeStack:
+    """Start the stack of ``mode`` in ``home`` (callers must `launcher.down` its settings)."""
+    grpc_port, http_port, metrics_port = launcher.free_ports(3)
+    settings = config.load(
+        home=home,
+        dsn=f"chdb://{home / 'clickhouse'}",
+        grpc_port=grpc_port,
+        http_port=http_port,
+        metrics_port=metrics_port,
+        logging=mode.logging,
+        flush_ms=args.flush_ms,
+    )
+    repository = Path(args.model_repository)
+    if mode.policy:
+        repository = policy_repository(
+            repository, home / "model_repository", mode.policy, args.sample_rate
         )
-        repository = Path(args.model_repository)
-        if mode.policy:
-            repository = policy_repository(
-                repository, home / "model_repository", mode.policy, args.sample_rate
-            )
-        extra: list[str] = []
-        trace_dir = home / "trace"
-        if mode.trace:
-            trace_dir.mkdir()
-            extra = trace_args(trace_dir, args.trace_log_frequency)
-        prefix = f"bench-{mode.name}-{repetition}-{os.getpid()}"
-        started = time.monotonic()
-        try:
-            stack = launcher.up(
-                settings, model_repository=repository, timeout=args.startup_timeout,
-                extra_triton_args=extra,
-            )  # fmt: skip
-            startup_s = time.monotonic() - started
+    trace_dir = home / "trace"
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    extra = trace_args(trace_dir, args.trace_log_frequency) if mode.trace else []
+    started = time.monotonic()
+    stack = launcher.up(
+        settings, model_repository=repository, timeout=args.startup_timeout,
+        extra_triton_args=extra,
+    )  # fmt: skip
+    return ModeStack(mode, settings, stack, trace_dir, time.monotonic() - started)
 
-            def cpu_probe() -> tuple[float, float]:
-                return _tree_cpu_s(stack.triton_pid), _tree_cpu_s(stack.collector_pid)
 
-            load = asyncio.run(
-                closed_loop(
-                    stack.grpc_url, source, prefix, args.concurrency, args.batch_size,
-                    args.warmup, args.duration, cpu_probe,
-                )
-            )  # fmt: skip
-            answered = len(load.latencies_ms)
-            lat = np.array(load.latencies_ms) if answered else np.array([float("nan")])
-            per_req = 1000.0 / answered if answered else float("nan")
-            run = Run(
-                mode=mode.name,
-                repetition=repetition,
-                throughput_rps=answered / load.window_s,
-                p50_ms=float(np.percentile(lat, 50)),
-                p99_ms=float(np.percentile(lat, 99)),
-                requests=answered,
-                errors=load.errors,
-                server_cpu_ms_per_req=load.server_cpu_s * per_req,
-                collector_cpu_ms_per_req=load.collector_cpu_s * per_req,
-                client_cpu_ms_per_req=load.client_cpu_s * per_req,
-                sent_ok=load.sent_ok,
-                startup_s=startup_s,
-                error_examples=load.error_examples,
-            )
-            if mode.logging:
-                expected = (
-                    load.sent_ok * STAGES,
-                    load.sent_ok * args.batch_size * PREDICTION_MODELS,
-                )
-                found, waited = drain(settings, prefix, expected, args.drain_timeout)
-                run.rows_expected = sum(expected)
-                run.rows_found = sum(found)
-                run.rows_lost = sum(max(0, e - f) for e, f in zip(expected, found, strict=True))
-                run.rows_duplicated = sum(
-                    max(0, f - e) for e, f in zip(expected, found, strict=True)
-                )
-                run.drain_s = waited
-        finally:
-            launcher.down(settings)
-        if mode.trace:
-            run.trace_bytes = sum(p.stat().st_size for p in trace_dir.rglob("*") if p.is_file())
-        return run
+def measure(
+    target: ModeStack,
+    concurrency: int,
+    repetition: int,
+    args: argparse.Namespace,
+    source: EventSource,
+) -> Run:
+    """Load one stack for one window; with logging on, wait until its rows are stored."""
+    mode = target.mode
+    prefix = f"bench-{mode.name}-c{concurrency}-r{repetition}-{os.getpid()}"
+    trace0 = target.trace_bytes() if mode.trace else 0
+    load = asyncio.run(
+        closed_loop(
+            target.stack.grpc_url, source, prefix, concurrency, args.batch_size,
+            args.warmup, args.duration, target.cpu_probe,
+        )
+    )  # fmt: skip
+    answered = len(load.latencies_ms)
+    lat = np.array(load.latencies_ms) if answered else np.array([float("nan")])
+    per_req = 1000.0 / answered if answered else float("nan")
+    run = Run(
+        mode=mode.name,
+        concurrency=concurrency,
+        repetition=repetition,
+        throughput_rps=answered / load.window_s,
+        p50_ms=float(np.percentile(lat, 50)),
+        p99_ms=float(np.percentile(lat, 99)),
+        requests=answered,
+        errors=load.errors,
+        server_cpu_ms_per_req=load.server_cpu_s * per_req,
+        collector_cpu_ms_per_req=load.collector_cpu_s * per_req,
+        client_cpu_ms_per_req=load.client_cpu_s * per_req,
+        sent_ok=load.sent_ok,
+        error_examples=load.error_examples,
+    )
+    if mode.logging:
+        expected = (load.sent_ok * STAGES, load.sent_ok * args.batch_size * PREDICTION_MODELS)
+        found, waited = drain(target.settings, prefix, expected, args.drain_timeout)
+        run.rows_expected = sum(expected)
+        run.rows_found = sum(found)
+        run.rows_lost = sum(max(0, e - f) for e, f in zip(expected, found, strict=True))
+        run.rows_duplicated = sum(max(0, f - e) for e, f in zip(expected, found, strict=True))
+        run.drain_s = waited
+    if mode.trace:
+        run.trace_bytes = target.trace_bytes() - trace0
+    return run
 
 
 # ----------------------------------------------------------------------------- report
@@ -372,31 +391,35 @@ def _median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def summarize(runs: Sequence[Run], modes: Sequence[str]) -> list[dict[str, float | str]]:
-    """Per mode: medians over repetitions, and ratios to the ``off`` mode's medians."""
+def summarize(
+    runs: Sequence[Run], modes: Sequence[str], concurrencies: Sequence[int]
+) -> list[dict[str, float | str]]:
+    """Per concurrency and mode: medians over repetitions, ratios to ``off``'s medians."""
     rows: list[dict[str, float | str]] = []
-    medians: dict[str, dict[str, float]] = {}
-    for name in modes:
-        mine = [r for r in runs if r.mode == name]
-        medians[name] = {
-            "throughput_rps": _median([r.throughput_rps for r in mine]),
-            "p50_ms": _median([r.p50_ms for r in mine]),
-            "p99_ms": _median([r.p99_ms for r in mine]),
-            "server_cpu_ms_per_req": _median([r.server_cpu_ms_per_req for r in mine]),
-            "collector_cpu_ms_per_req": _median([r.collector_cpu_ms_per_req for r in mine]),
-        }
-    base = medians.get(BASELINE)
-    for name in modes:
-        mine = [r for r in runs if r.mode == name]
-        m = medians[name]
-        row: dict[str, float | str] = {"mode": name, "label": MODES[name].label, **m}
-        row["reps"] = len(mine)
-        lost = [r.rows_lost for r in mine if r.rows_lost is not None]
-        row["rows_lost"] = float(sum(lost)) if lost else float("nan")
-        row["errors"] = float(sum(r.errors for r in mine))
-        for key in ("throughput_rps", "p50_ms", "p99_ms"):
-            row[f"{key}_vs_off"] = m[key] / base[key] if base and base[key] else float("nan")
-        rows.append(row)
+    keys = ("throughput_rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req")
+    for concurrency in concurrencies:
+        medians: dict[str, dict[str, float]] = {}
+        for name in modes:
+            mine = [r for r in runs if r.mode == name and r.concurrency == concurrency]
+            medians[name] = {key: _median([getattr(r, key) for r in mine]) for key in keys}
+            medians[name]["collector_cpu_ms_per_req"] = _median(
+                [r.collector_cpu_ms_per_req for r in mine]
+            )
+        base = medians.get(BASELINE)
+        for name in modes:
+            mine = [r for r in runs if r.mode == name and r.concurrency == concurrency]
+            m = medians[name]
+            row: dict[str, float | str] = {
+                "concurrency": float(concurrency), "mode": name, "label": MODES[name].label, **m,
+            }  # fmt: skip
+            row["reps"] = float(len(mine))
+            lost = [r.rows_lost for r in mine if r.rows_lost is not None]
+            row["rows_lost"] = float(sum(lost)) if lost else float("nan")
+            row["requests_checked"] = float(sum(r.sent_ok for r in mine)) if lost else float("nan")
+            row["errors"] = float(sum(r.errors for r in mine))
+            for key in keys:
+                row[f"{key}_vs_off"] = m[key] / base[key] if base and base[key] else float("nan")
+            rows.append(row)
     return rows
 
 
@@ -410,52 +433,68 @@ def _fmt(value: float | str | None, spec: str = ".1f") -> str:
     return format(value, spec)
 
 
-def render(runs: Sequence[Run], summary: Sequence[dict], args: argparse.Namespace) -> str:
-    """The text report: every run, then the summary table and the headline ratios."""
-    out: list[str] = []
-    out.append("# runs (in the order they ran)")
+def render(
+    runs: Sequence[Run],
+    summary: Sequence[dict],
+    stacks: Sequence[ModeStack],
+    args: argparse.Namespace,
+) -> str:
+    """The text report: every window, then the summary tables and the headline ratios."""
+    out: list[str] = ["# stacks (started once, side by side)"]
+    for target in stacks:
+        out.append(
+            f"{target.mode.name:<8} {target.mode.label:<40} grpc {target.stack.grpc_url}, "
+            f"up in {target.startup_s:.1f} s"
+        )
+    out.append("")
+    out.append("# windows (in the order they ran)")
     out.append(
-        f"{'mode':<8} {'rep':>3} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'answered':>8} "
-        f"{'err':>4} {'srv cpu ms/req':>14} {'coll cpu ms/req':>15} {'rows lost':>9} "
-        f"{'dup':>4} {'drain s':>7} {'trace MB':>8} {'start s':>7}"
+        f"{'mode':<8} {'conc':>4} {'rep':>3} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'answered':>8} {'err':>4} {'srv cpu ms/req':>14} {'coll cpu ms/req':>15} "
+        f"{'rows lost':>9} {'dup':>4} {'drain s':>7} {'trace MB':>8}"
     )
     for r in runs:
         trace_mb = None if r.trace_bytes is None else r.trace_bytes / 1e6
         out.append(
-            f"{r.mode:<8} {r.repetition:>3} {r.throughput_rps:>8.1f} {r.p50_ms:>7.2f} "
-            f"{r.p99_ms:>7.2f} {r.requests:>8} {r.errors:>4} {r.server_cpu_ms_per_req:>14.2f} "
-            f"{r.collector_cpu_ms_per_req:>15.2f} {_fmt(r.rows_lost, 'd'):>9} "
-            f"{_fmt(r.rows_duplicated, 'd'):>4} {_fmt(r.drain_s):>7} {_fmt(trace_mb):>8} "
-            f"{r.startup_s:>7.1f}"
+            f"{r.mode:<8} {r.concurrency:>4} {r.repetition:>3} {r.throughput_rps:>8.1f} "
+            f"{r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.requests:>8} {r.errors:>4} "
+            f"{r.server_cpu_ms_per_req:>14.2f} {r.collector_cpu_ms_per_req:>15.2f} "
+            f"{_fmt(r.rows_lost, 'd'):>9} {_fmt(r.rows_duplicated, 'd'):>4} "
+            f"{_fmt(r.drain_s):>7} {_fmt(trace_mb, '.2f'):>8}"
         )
         for example in r.error_examples:
             out.append(f"    error: {example}")
-    out.append("")
-    out.append(f"# summary: median over {args.repetitions} repetitions, ratio to mode off")
-    out.append(
-        f"{'mode':<8} {'label':<40} {'req/s':>8} {'x off':>6} {'p50 ms':>7} {'x off':>6} "
-        f"{'p99 ms':>7} {'x off':>6} {'srv cpu ms/req':>14} {'coll cpu ms/req':>15} "
-        f"{'rows lost':>9} {'errors':>6}"
-    )
-    for row in summary:
-        out.append(
-            f"{row['mode']:<8} {row['label']:<40} {row['throughput_rps']:>8.1f} "
-            f"{_fmt(row['throughput_rps_vs_off'], '.3f'):>6} {row['p50_ms']:>7.2f} "
-            f"{_fmt(row['p50_ms_vs_off'], '.3f'):>6} {row['p99_ms']:>7.2f} "
-            f"{_fmt(row['p99_ms_vs_off'], '.3f'):>6} {row['server_cpu_ms_per_req']:>14.2f} "
-            f"{row['collector_cpu_ms_per_req']:>15.2f} {_fmt(row['rows_lost'], '.0f'):>9} "
-            f"{_fmt(row['errors'], '.0f'):>6}"
-        )
-    by_mode = {row["mode"]: row for row in summary}
-    if "full" in by_mode and "trace" in by_mode:
-        full, trace = by_mode["full"], by_mode["trace"]
+    for concurrency in args.concurrency_list:
+        mine = [row for row in summary if row["concurrency"] == concurrency]
         out.append("")
         out.append(
-            "full logging vs Triton trace: throughput "
-            f"{full['throughput_rps'] / trace['throughput_rps']:.3f}x, "
-            f"p50 {full['p50_ms'] / trace['p50_ms']:.3f}x, "
-            f"p99 {full['p99_ms'] / trace['p99_ms']:.3f}x"
+            f"# summary, concurrency {concurrency}, batch {args.batch_size}: median over "
+            f"{args.repetitions} windows of {args.duration:g} s, ratio to mode off"
         )
+        out.append(
+            f"{'mode':<8} {'label':<40} {'req/s':>8} {'x off':>6} {'p50 ms':>7} {'x off':>6} "
+            f"{'p99 ms':>7} {'x off':>6} {'srv cpu ms/req':>14} {'x off':>6} "
+            f"{'coll cpu ms/req':>15} {'rows lost':>9} {'of requests':>11} {'errors':>6}"
+        )
+        for row in mine:
+            out.append(
+                f"{row['mode']:<8} {row['label']:<40} {row['throughput_rps']:>8.1f} "
+                f"{_fmt(row['throughput_rps_vs_off'], '.3f'):>6} {row['p50_ms']:>7.2f} "
+                f"{_fmt(row['p50_ms_vs_off'], '.3f'):>6} {row['p99_ms']:>7.2f} "
+                f"{_fmt(row['p99_ms_vs_off'], '.3f'):>6} {row['server_cpu_ms_per_req']:>14.2f} "
+                f"{_fmt(row['server_cpu_ms_per_req_vs_off'], '.3f'):>6} "
+                f"{row['collector_cpu_ms_per_req']:>15.2f} {_fmt(row['rows_lost'], '.0f'):>9} "
+                f"{_fmt(row['requests_checked'], '.0f'):>11} {_fmt(row['errors'], '.0f'):>6}"
+            )
+        by_mode = {row["mode"]: row for row in mine}
+        if "full" in by_mode and "trace" in by_mode:
+            full, trace = by_mode["full"], by_mode["trace"]
+            out.append(
+                f"full logging / Triton trace (concurrency {concurrency}): throughput "
+                f"{full['throughput_rps'] / trace['throughput_rps']:.3f}x, "
+                f"p50 {full['p50_ms'] / trace['p50_ms']:.3f}x, "
+                f"p99 {full['p99_ms'] / trace['p99_ms']:.3f}x"
+            )
     return "\n".join(out)
 
 
@@ -508,11 +547,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--modes", default=",".join(DEFAULT_MODES),
         help=f"comma-separated, from {', '.join(MODES)} (default: {','.join(DEFAULT_MODES)})",
     )  # fmt: skip
-    parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--repetitions", type=int, default=7, help="windows per mode and level")
+    parser.add_argument(
+        "--concurrency", default="8", help="requests in flight; several: 8,32 (default: 8)"
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="events per request")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds before the window")
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds")
+    parser.add_argument("--settle", type=float, default=1.0, help="pause between windows")
     parser.add_argument("--sample-rate", type=float, default=0.1, help="for mode sampled")
     parser.add_argument("--trace-log-frequency", type=int, default=100)
     parser.add_argument(
@@ -531,19 +573,29 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
     if BASELINE not in args.mode_list:
         parser.error(f"mode {BASELINE!r} is the baseline of every ratio and must be included")
-    if args.repetitions < 1 or args.concurrency < 1 or args.batch_size < 1:
-        parser.error("--repetitions, --concurrency and --batch-size must be >= 1")
+    try:
+        args.concurrency_list = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    except ValueError:
+        parser.error(f"--concurrency {args.concurrency!r} is not a comma-separated list of numbers")
+    if not args.concurrency_list or min(args.concurrency_list) < 1:
+        parser.error("--concurrency must list numbers >= 1")
+    if args.repetitions < 1 or args.batch_size < 1:
+        parser.error("--repetitions and --batch-size must be >= 1")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be > 0 and --warmup >= 0")
     return args
 
 
-def schedule(modes: Sequence[str], repetitions: int) -> list[tuple[str, int]]:
-    """Run order: repetition r runs every mode, starting at mode r (a rotation)."""
-    order: list[tuple[str, int]] = []
+def schedule(
+    modes: Sequence[str], concurrencies: Sequence[int], repetitions: int
+) -> list[tuple[str, int, int]]:
+    """Window order: each repetition runs every level and mode, modes rotated by repetition."""
+    order: list[tuple[str, int, int]] = []
     for rep in range(repetitions):
         shift = rep % len(modes)
-        order.extend((mode, rep) for mode in [*modes[shift:], *modes[:shift]])
+        rotated = [*modes[shift:], *modes[:shift]]
+        for concurrency in concurrencies:
+            order.extend((mode, concurrency, rep) for mode in rotated)
     return order
 
 
@@ -555,16 +607,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(lines[0], flush=True)
     source = EventSource(pool_size=5000, seed=11, bad_share=0.0)
     runs: list[Run] = []
-    for mode_name, rep in schedule(args.mode_list, args.repetitions):
-        run = run_once(MODES[mode_name], rep, args, source)
-        runs.append(run)
-        print(
-            f"# {mode_name} rep {rep}: {run.throughput_rps:.1f} req/s, p50 {run.p50_ms:.2f} ms, "
-            f"p99 {run.p99_ms:.2f} ms, lost {_fmt(run.rows_lost, 'd')}, errors {run.errors}",
-            flush=True,
-        )
-    summary = summarize(runs, args.mode_list)
-    report = render(runs, summary, args)
+    stacks: dict[str, ModeStack] = {}
+    homes: list[config.Settings] = []
+    with tempfile.TemporaryDirectory(prefix="stagelog-overhead-") as tmp:
+        try:
+            for name in args.mode_list:
+                home = Path(tmp) / name
+                homes.append(config.load(home=home))
+                stacks[name] = start(MODES[name], home, args)
+                print(f"# {name}: up in {stacks[name].startup_s:.1f} s", flush=True)
+            for name, concurrency, rep in schedule(
+                args.mode_list, args.concurrency_list, args.repetitions
+            ):
+                time.sleep(args.settle)
+                run = measure(stacks[name], concurrency, rep, args, source)
+                runs.append(run)
+                print(
+                    f"# {name} c{concurrency} rep {rep}: {run.throughput_rps:.1f} req/s, "
+                    f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
+                    f"srv cpu {run.server_cpu_ms_per_req:.2f} ms/req, "
+                    f"lost {_fmt(run.rows_lost, 'd')}, errors {run.errors}",
+                    flush=True,
+                )
+        finally:
+            for settings in homes:  # down finds what runs in a home by its pid files
+                launcher.down(settings)
+    summary = summarize(runs, args.mode_list, args.concurrency_list)
+    report = render(runs, summary, list(stacks.values()), args)
     lines.append(report)
     text = "\n".join(lines) + "\n"
     print(report)
