@@ -72,6 +72,17 @@ if ! ldconfig -p | grep -q "libpython$pyver.so.1.0" && [ ! -e "$libdir/libpython
 elif [ -n "$libdir" ]; then
   export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
+# tritonserver's CUDA runtime loads the driver's libcuda.so.1 by name
+if ! ldconfig -p | grep -q 'libcuda.so.1 '; then
+  for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64; do
+    if [ -e "$d/libcuda.so.1" ]; then
+      say "libcuda.so.1 found in $d (not in ldconfig): adding it to LD_LIBRARY_PATH"
+      export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      break
+    fi
+  done
+fi
+ldconfig -p | grep -E "libcuda.so.1 |libnvidia-ml.so.1 " || true
 ldd "$TS/backends/python/triton_python_backend_stub" | grep -E "not found|libpython" || true
 say "set-up done"
 
