@@ -137,42 +137,74 @@ def _class_names(n: int) -> tuple[str, ...]:
     return tuple(f"class_{i}" for i in range(n))
 
 
+def _layout(schema: pa.Schema) -> list[tuple[str, str, pa.DataType, Any, Any]]:
+    """Per column: (name, kind scalar/list/map, type, value type, key type)."""
+    out = []
+    for fld in schema:
+        if pa.types.is_map(fld.type):
+            out.append((fld.name, "map", fld.type, fld.type.item_type, fld.type.key_type))
+        elif pa.types.is_list(fld.type):
+            out.append((fld.name, "list", fld.type, fld.type.value_type, None))
+        else:
+            out.append((fld.name, "scalar", fld.type, None, None))
+    return out
+
+
+_LAYOUTS = {name: _layout(schema) for name, schema in SCHEMAS.items()}
+
+
 class _Table:
     """Columns of one table under construction: Python lists, plus flat chunks for lists."""
 
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
+    def __init__(self, name: str) -> None:
+        self.schema = SCHEMAS[name]
+        self.layout = _LAYOUTS[name]
         self.n = 0
+        # scalar columns come either as one tuple per row (``rows``, in the order of
+        # ``scalars``: one append per row) or column by column (``cols``: n rows at a time)
+        self.scalars = [col for col, kind, *_ in self.layout if kind == "scalar"]
+        self.rows: list[tuple[Any, ...]] = []
         self.cols: dict[str, list[Any]] = {}
-        # list/map columns: name -> (offsets lengths, flat chunks[, key chunks])
+        # list/map columns: name -> lengths per row, flat value chunks, key chunks (maps)
         self.lens: dict[str, list[int]] = {}
         self.flat: dict[str, list[Any]] = {}
         self.keys: dict[str, list[Any]] = {}
-        for fld in schema:
-            if pa.types.is_list(fld.type) or pa.types.is_map(fld.type):
-                self.lens[fld.name] = []
-                self.flat[fld.name] = []
-                if pa.types.is_map(fld.type):
-                    self.keys[fld.name] = []
+        for col, kind, _, _, _ in self.layout:
+            if kind == "scalar":
+                self.cols[col] = []
             else:
-                self.cols[fld.name] = []
+                self.lens[col] = []
+                self.flat[col] = []
+                if kind == "map":
+                    self.keys[col] = []
 
     def to_arrow(self) -> pa.Table:
+        if self.rows:
+            for col, values in zip(self.scalars, zip(*self.rows, strict=True), strict=True):
+                self.cols[col].extend(values)
+            self.rows = []
         arrays = []
-        for fld in self.schema:
-            if fld.name in self.cols:
-                arrays.append(pa.array(self.cols[fld.name], type=fld.type))
+        for col, kind, typ, value_type, key_type in self.layout:
+            if kind == "scalar":
+                arrays.append(pa.array(self.cols[col], type=typ))
                 continue
             offsets = np.zeros(self.n + 1, dtype=np.int32)
-            np.cumsum(self.lens[fld.name], out=offsets[1:])
-            values_type = fld.type.item_type if pa.types.is_map(fld.type) else fld.type.value_type
-            flat = _concat(self.flat[fld.name], values_type)
-            if pa.types.is_map(fld.type):
-                keys = _concat(self.keys[fld.name], fld.type.key_type)
+            np.cumsum(self.lens[col], out=offsets[1:])
+            flat = _concat(self.flat[col], value_type)
+            if kind == "map":
+                keys = _concat(self.keys[col], key_type)
                 arrays.append(pa.MapArray.from_arrays(pa.array(offsets), keys, flat))
             else:
                 arrays.append(pa.ListArray.from_arrays(pa.array(offsets), flat))
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+class _Tables(dict):
+    """Table name → :class:`_Table`, made on first use."""
+
+    def __missing__(self, name: str) -> _Table:
+        table = self[name] = _Table(name)
+        return table
 
 
 def _concat(chunks: list[Any], typ: pa.DataType) -> pa.Array:
@@ -279,7 +311,7 @@ def encode(
     Returns:
         Table name → Arrow table with the schema of :data:`SCHEMAS`.
     """
-    tables = {name: _Table(schema) for name, schema in SCHEMAS.items()}
+    tables = _Tables()
     gpu_mem = gpu_mem_bytes or {}
     for item in batch:
         if isinstance(item, Record):
@@ -320,27 +352,30 @@ def _encode_record(
     gpu_ms = _optional(gpu_ms, float)
     gpu_mem = _optional(rec.gpu_mem_bytes if rec.gpu_mem_bytes is not None else gpu_mem, int)
     ev = tables["stage_events"]
-    c = ev.cols
-    c["ts"].append(ts_us)
-    c["request_id"].append(rec.request_id)
-    c["rows"].append(rec.rows)
-    c["stage"].append(ident.model)
-    c["model_name"].append(ident.model)
-    c["model_version"].append(ident.model_version)
-    c["triton_version"].append(ident.triton_version)
-    c["artifact_sha256"].append(ident.artifact_sha256)
-    c["status"].append(rec.status)
-    c["error"].append(rec.error)
-    c["wall_ms"].append(rec.wall_ms)
-    c["cpu_ms"].append(rec.cpu_ms)
-    c["gpu_ms"].append(gpu_ms)
-    c["device"].append(rec.device)
-    c["gpu_mem_bytes"].append(gpu_mem)
-    c["rss_bytes"].append(rss_bytes)
-    c["host"].append(ident.host)
-    c["pid"].append(ident.pid)
-    c["instance"].append(ident.instance)
-    c["policy"].append(policy.mode)
+    ev.rows.append(
+        (
+            ts_us,
+            rec.request_id,
+            rec.rows,
+            ident.model,
+            ident.model,
+            ident.model_version,
+            ident.triton_version,
+            ident.artifact_sha256,
+            rec.status,
+            rec.error,
+            rec.wall_ms,
+            rec.cpu_ms,
+            gpu_ms,
+            rec.device,
+            gpu_mem,
+            rss_bytes,
+            ident.host,
+            ident.pid,
+            ident.instance,
+            policy.mode,
+        )
+    )
     if policy.mode == "sampled":
         ev.keys["attributes"].append(["tensors"])
         ev.flat["attributes"].append(["kept" if rec.keep else "sampled_out"])
@@ -363,7 +398,6 @@ def _encode_record(
 def _encode_tensors(
     rec: Record, ident: ModelIdentity, summarize: bool, mode: str, ts_us: int, t: _Table
 ) -> None:
-    c = t.cols
     for item in rec.tensors:
         try:
             expanded = list(_expand(*item))
@@ -391,14 +425,18 @@ def _encode_tensors(
                     "stagelog: %s: tensor %r of %s not logged", ident.model, name, rec.request_id
                 )
                 continue
-            c["ts"].append(ts_us)
-            c["request_id"].append(rec.request_id)
-            c["stage"].append(ident.model)
-            c["model_version"].append(ident.model_version)
-            c["direction"].append(direction)
-            c["name"].append(name)
-            c["dtype"].append(dtype)
-            c["policy"].append(mode)
+            t.rows.append(
+                (
+                    ts_us,
+                    rec.request_id,
+                    ident.model,
+                    ident.model_version,
+                    direction,
+                    name,
+                    dtype,
+                    mode,
+                )
+            )
             t.flat["shape"].append(shape)
             t.lens["shape"].append(len(shape))
             if summary is not None:
@@ -459,38 +497,44 @@ def _encode_predictions(
     t.flat["probs"].append(flat_probs)
     t.lens["probs"].extend([k] * n)
     t.flat["class_probs"].append(flat_probs)
-    t.keys["class_probs"].append(np.tile(labels, n))
+    t.keys["class_probs"].append(list(names) * n)
     t.lens["class_probs"].extend([k] * n)
     t.n += n
 
 
 def _encode_load(load: ModelLoad, t: _Table) -> None:
     ident = load.identity
-    c = t.cols
-    c["ts"].append(load.ts_ns // 1000)
-    c["model_name"].append(ident.model)
-    c["model_version"].append(ident.model_version)
-    c["artifact_sha256"].append(ident.artifact_sha256)
-    c["triton_version"].append(ident.triton_version)
-    c["model_card"].append(load.model_card)
-    c["host"].append(ident.host)
-    c["pid"].append(ident.pid)
-    c["instance"].append(ident.instance)
-    c["device"].append(load.device)
+    t.rows.append(
+        (
+            load.ts_ns // 1000,
+            ident.model,
+            ident.model_version,
+            ident.artifact_sha256,
+            ident.triton_version,
+            load.model_card,
+            ident.host,
+            ident.pid,
+            ident.instance,
+            load.device,
+        )
+    )
     t.n += 1
 
 
 def _encode_policy(notice: PolicyNotice, t: _Table) -> None:
     ident = notice.identity
-    c = t.cols
-    c["ts"].append(notice.ts_ns // 1000)
-    c["stage"].append(ident.model)
-    c["model_name"].append(ident.model)
-    c["policy"].append(notice.policy)
-    c["sample_rate"].append(notice.sample_rate)
-    c["reason"].append(notice.reason)
-    c["host"].append(ident.host)
-    c["pid"].append(ident.pid)
+    t.rows.append(
+        (
+            notice.ts_ns // 1000,
+            ident.model,
+            ident.model,
+            notice.policy,
+            notice.sample_rate,
+            notice.reason,
+            ident.host,
+            ident.pid,
+        )
+    )
     t.n += 1
 
 
@@ -514,6 +558,9 @@ class SpoolExporter:
         compression: Arrow IPC buffer compression (``zstd``, ``lz4`` or ``None``); readers
             (``pyarrow.ipc.open_stream``) decompress transparently. zstd makes a segment of
             float tensors several times smaller and is cheaper than writing the raw bytes.
+        compress_min_bytes: Smaller tables are written uncompressed: compression is per Arrow
+            buffer, and for a flush of a few records its fixed cost per buffer is more than
+            the write it saves (measured: ~1.8 ms vs ~0.9 ms of CPU for 16 member records).
     """
 
     def __init__(
@@ -522,6 +569,7 @@ class SpoolExporter:
         identity: ModelIdentity | None = None,
         clock_ns: Any = None,
         compression: str | None = "zstd",
+        compress_min_bytes: int = 256 * 1024,
     ) -> None:
         import time
 
@@ -533,7 +581,10 @@ class SpoolExporter:
         self._seq = itertools.count()
         self._clock = clock_ns or time.time_ns
         self._process = psutil.Process()
-        self._options = pa.ipc.IpcWriteOptions(compression=compression)
+        self._plain = pa.ipc.IpcWriteOptions()
+        self._compressed = pa.ipc.IpcWriteOptions(compression=compression)
+        self._compress_min = compress_min_bytes if compression else None
+        self._folders: set[str] = set()
         # pyarrow imports pandas on its first pa.array() (~0.3 s): pay it at model load,
         # not in the flush thread while the first requests are served
         pa.array([0])
@@ -560,18 +611,28 @@ class SpoolExporter:
         name = f"{self._clock():019d}-{self._host}-{os.getpid()}-{next(self._seq):08d}.arrow"
         final = folder / name
         tmp = folder / (name + ".tmp")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with pa.OSFile(str(tmp), "wb") as sink:
-                with pa.ipc.new_stream(sink, data.schema, options=self._options) as writer:
-                    writer.write_table(data)
-            os.rename(tmp, final)
-        except OSError as exc:
+        options = self._plain
+        if self._compress_min is not None and data.nbytes >= self._compress_min:
+            options = self._compressed
+        for attempt in (1, 2):
             try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            raise SpoolError(f"cannot write spool segment {final}: {exc}") from exc
+                if table not in self._folders:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    self._folders.add(table)
+                with pa.OSFile(str(tmp), "wb") as sink:
+                    with pa.ipc.new_stream(sink, data.schema, options=options) as writer:
+                        writer.write_table(data)
+                os.rename(tmp, final)
+                break
+            except OSError as exc:
+                try:
+                    tmp.unlink(missing_ok=True)
+                except OSError:
+                    pass
+                if attempt == 1 and table in self._folders and not folder.is_dir():
+                    self._folders.discard(table)  # the folder was removed: make it again
+                    continue
+                raise SpoolError(f"cannot write spool segment {final}: {exc}") from exc
         self.segments_written += 1
         return final
 

@@ -135,3 +135,26 @@ def test_unwritable_spool_raises_spool_error_and_leaves_no_tmp(tmp_path):
 
 def test_safe_host_replaces_odd_characters():
     assert safe_host("my-host.local/x") == "my_host.local_x"
+
+
+def test_large_segments_are_compressed_small_ones_are_not(tmp_path):
+    exp = SpoolExporter(tmp_path, compress_min_bytes=100_000)
+    values = np.repeat(np.arange(50, dtype=np.float64), 1000)  # 400 KB, compressible
+    small = exp.write_segment("t", pa.table({"v": values[:100]}))
+    large = exp.write_segment("t", pa.table({"v": values}))
+    assert small.stat().st_size > 800  # raw
+    assert large.stat().st_size < values.nbytes / 10
+    assert read_segment(large).column("v").to_numpy().tolist() == values.tolist()
+    assert read_segment(small).column("v").to_numpy().tolist() == values[:100].tolist()
+    plain = SpoolExporter(tmp_path / "plain", compression=None, compress_min_bytes=0)
+    assert plain.write_segment("t", pa.table({"v": values})).stat().st_size > values.nbytes
+
+
+def test_a_removed_table_folder_is_made_again(tmp_path):
+    import shutil
+
+    exp = SpoolExporter(tmp_path)
+    exp.write_segment("t", pa.table({"a": [1]}))
+    shutil.rmtree(tmp_path / "t")
+    path = exp.write_segment("t", pa.table({"a": [2]}))
+    assert read_segment(path).column("a").to_pylist() == [2]
