@@ -45,8 +45,13 @@ EOF
 
 # 2. tritonserver 2.51 + Python backend + stub, and NumPy 1.26 + pyarrow 23 for string stubs
 rm -rf "$T/pt" "$T/np1" && mkdir -p "$T/pt" "$T/np1"
-tar -xJf "$WHL/pytriton-slim.tar.xz" -C "$T/pt" || { say "cannot unpack pytriton-slim"; exit 1; }
-tar -xJf "$WHL/np1-site.tar.xz" -C "$T/np1" || { say "cannot unpack np1-site"; exit 1; }
+untar() {  # Python's tarfile: no dependence on an xz binary on the machine
+  $PY -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$1" "$2" \
+    || { say "cannot unpack $1"; exit 1; }
+}
+untar "$WHL/pytriton-slim.tar.xz" "$T/pt"
+untar "$WHL/np1-site.tar.xz" "$T/np1"
+say "unpacked tritonserver and the NumPy-1 site"
 TS="$T/pt/pytriton/tritonserver"
 pyver=$($PY -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 cp "$TS/python_backend_stubs/$pyver/triton_python_backend_stub" "$TS/backends/python/" \
