@@ -612,7 +612,7 @@ class SpoolExporter:
         final = folder / name
         tmp = folder / (name + ".tmp")
         options = self._plain
-        if self._compress_min is not None and data.nbytes >= self._compress_min:
+        if self._compress_min is not None and data.get_total_buffer_size() >= self._compress_min:
             options = self._compressed
         for attempt in (1, 2):
             try:
