@@ -544,6 +544,15 @@ def up(
     repo = Path(model_repository or DEFAULT_MODEL_REPOSITORY).expanduser().resolve()
     if not repo.is_dir():
         raise LauncherError(f"model repository {repo} does not exist")
+    for name in PROCESSES:
+        pid = running_pid(settings, name)
+        if pid is not None:
+            raise LauncherError(
+                f"a stack is already running in {settings.home} ({name} pid {pid}); "
+                f"run `stagelog down --home {settings.home}` first"
+            )
+    check_ports(settings)
+    # After the checks: a running stack may be serving the generated GPU repository.
     if settings.device == "gpu" and model_repository is None:
         from logging_backend.gpu import gpu_count  # noqa: PLC0415
         from logging_backend.gpu_repository import write_gpu_repository  # noqa: PLC0415
@@ -553,14 +562,6 @@ def up(
         else:
             LOG.warning("STAGELOG_DEVICE=gpu but NVML sees no GPU: serving %s (KIND_CPU); "
                         "each member logs its CPU fallback", repo)
-    for name in PROCESSES:
-        pid = running_pid(settings, name)
-        if pid is not None:
-            raise LauncherError(
-                f"a stack is already running in {settings.home} ({name} pid {pid}); "
-                f"run `stagelog down --home {settings.home}` first"
-            )
-    check_ports(settings)
 
     wheel_dir = wheel_triton_dir()
     binary = find_tritonserver(os.environ, wheel_dir)
