@@ -1,0 +1,1 @@
+SELECT stage, device, count() AS requests, countIf(gpu_ms IS NULL) AS gpu_ms_null, round(quantile(0.5)(wall_ms),3) AS wall_p50_ms, round(quantile(0.5)(cpu_ms),3) AS cpu_p50_ms, round(quantile(0.5)(gpu_ms),3) AS gpu_p50_ms, round(quantile(0.95)(gpu_ms),3) AS gpu_p95_ms, max(gpu_mem_bytes) AS gpu_mem_max FROM stagelog.stage_events GROUP BY stage, device ORDER BY stage
