@@ -10,7 +10,10 @@
    then show that the server still serves;
 4. query what was logged: rows per table, latency per stage, the decision mix, the refused
    requests, and the lineage of one request across every stage;
-5. stop the stack (``--keep-running`` leaves it up for ``stagelog sql`` and friends).
+5. actions, labels and notes: a calm and a drifting phase of traffic, the action taken and the
+   true label reported for part of it, `stagelog metrics` and `stagelog report`
+   (``clients/demo_feedback.py``);
+6. stop the stack (``--keep-running`` leaves it up for ``stagelog sql`` and friends).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 from tritonclient.utils import InferenceServerException
 
+from clients import demo_feedback
 from clients.score import (
     CLASSES,
     ScoreResult,
@@ -313,12 +317,15 @@ def main(
         served.append(refuse(console, client, seed, run))
         _rule(console, 4, "what was logged")
         show_logged(console, settings, served, lineage_id, run)
+        if settings.logging:
+            _rule(console, 5, "actions, labels, a note, drift: online metrics and the report")
+            demo_feedback.run(console, client, settings, seed)
     except (StagelogError, InferenceServerException) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     finally:
         if started_here and not keep_running:
-            _rule(console, 5, "stop the stack")
+            _rule(console, 6, "stop the stack")
             stopped = launcher.down(settings)
             console.print(", ".join(f"stopped {name} (pid {pid})" for name, pid in stopped.items()))
         else:
