@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds sampled")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument("--flush-ms", type=int, default=None, help="STAGELOG_FLUSH_MS")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = config.load(
             home=home, dsn=f"chdb://{home / 'clickhouse'}", grpc_port=grpc_port,
             http_port=http_port, metrics_port=metrics_port, logging=not args.no_logging,
+            flush_ms=args.flush_ms,
         )  # fmt: skip
         try:
             stack = launcher.up(settings, timeout=300)
