@@ -67,7 +67,9 @@ def get_bool(name: str, default: bool, explicit: object | None = None) -> bool:
     raise ConfigError(f"{name}={value!r} is not one of on/off, true/false, 1/0, yes/no")
 
 
-def get_choice(name: str, default: str, choices: tuple[str, ...], explicit: object | None = None) -> str:
+def get_choice(
+    name: str, default: str, choices: tuple[str, ...], explicit: object | None = None
+) -> str:
     """Return a setting that must be one of ``choices``."""
     value = get_str(name, default, explicit).strip().lower()
     if value not in choices:
