@@ -298,7 +298,13 @@ class Run:
     rows_duplicated: int | None = None
     drain_s: float | None = None
     trace_bytes: int | None = None
+    server_died: bool = False
     error_examples: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        """Whether the window counts for the medians: no errors, the server alive at its end."""
+        return self.errors == 0 and not self.server_died
 
 
 @dataclass
@@ -314,6 +320,17 @@ class ModeStack:
     def cpu_probe(self) -> tuple[float, float]:
         """CPU seconds so far of (Triton + stubs, collector)."""
         return _tree_cpu_s(self.stack.triton_pid), _tree_cpu_s(self.stack.collector_pid)
+
+    def alive(self) -> bool:
+        """Whether Triton still answers."""
+        return launcher.server_ready(self.settings.http_port, model=None)
+
+    def crash_report(self) -> str:
+        """The server log's last lines from the first ``Signal`` on (or its last 5 lines)."""
+        tail = launcher.log_tail(self.settings.logs_dir / f"{launcher.TRITON}.log", 60)
+        lines = tail.splitlines()
+        first = next((i for i, line in enumerate(lines) if "Signal (" in line), None)
+        return "\n".join(lines[first : first + 8] if first is not None else lines[-5:])
 
     def trace_bytes(self) -> int:
         """Bytes in the trace files so far."""
@@ -403,6 +420,7 @@ def measure(
         run.drain_s = waited
     if mode.trace:
         run.trace_bytes = target.trace_bytes() - trace0
+    run.server_died = not target.alive()
     return run
 
 
@@ -422,7 +440,7 @@ def summarize(
     for concurrency in concurrencies:
         medians: dict[str, dict[str, float]] = {}
         for name in modes:
-            mine = [r for r in runs if r.mode == name and r.concurrency == concurrency]
+            mine = [r for r in runs if r.mode == name and r.concurrency == concurrency and r.valid]
             medians[name] = {key: _median([getattr(r, key) for r in mine]) for key in keys}
             medians[name]["collector_cpu_ms_per_req"] = _median(
                 [r.collector_cpu_ms_per_req for r in mine]
@@ -434,7 +452,8 @@ def summarize(
             row: dict[str, float | str] = {
                 "concurrency": float(concurrency), "mode": name, "label": MODES[name].label, **m,
             }  # fmt: skip
-            row["reps"] = float(len(mine))
+            row["reps"] = float(sum(r.valid for r in mine))
+            row["excluded"] = float(sum(not r.valid for r in mine))
             lost = [r.rows_lost for r in mine if r.rows_lost is not None]
             row["rows_lost"] = float(sum(lost)) if lost else float("nan")
             row["requests_checked"] = float(sum(r.sent_ok for r in mine)) if lost else float("nan")
@@ -459,15 +478,19 @@ def render(
     runs: Sequence[Run],
     summary: Sequence[dict],
     stacks: Sequence[ModeStack],
+    crashes: Sequence[tuple[str, int, int, str]],
     args: argparse.Namespace,
 ) -> str:
     """The text report: every window, then the summary tables and the headline ratios."""
-    out: list[str] = ["# stacks (started once, side by side)"]
+    out: list[str] = ["# stacks (started once, side by side; restarted only after a crash)"]
     for target in stacks:
         out.append(
             f"{target.mode.name:<8} {target.mode.label:<40} grpc {target.stack.grpc_url}, "
             f"up in {target.startup_s:.1f} s"
         )
+    for name, concurrency, rep, report in crashes:
+        out.append(f"CRASH: {name} server died during window c{concurrency} rep {rep}; restarted:")
+        out.extend(f"    {line}" for line in report.splitlines())
     out.append("")
     out.append("# windows (in the order they ran)")
     out.append(
@@ -483,6 +506,8 @@ def render(
             f"{r.server_cpu_ms_per_req:>14.2f} {r.collector_cpu_ms_per_req:>15.2f} "
             f"{_fmt(r.rows_lost, 'd'):>9} {_fmt(r.rows_duplicated, 'd'):>4} "
             f"{_fmt(r.drain_s):>7} {_fmt(trace_mb, '.2f'):>8}"
+            + ("  server died: window excluded" if r.server_died else "")
+            + ("  errors: window excluded" if r.errors and not r.server_died else "")
         )
         for example in r.error_examples:
             out.append(f"    error: {example}")
@@ -490,13 +515,14 @@ def render(
         mine = [row for row in summary if row["concurrency"] == concurrency]
         out.append("")
         out.append(
-            f"# summary, concurrency {concurrency}, batch {args.batch_size}: median over "
-            f"{args.repetitions} windows of {args.duration:g} s, ratio to mode off"
+            f"# summary, concurrency {concurrency}, batch {args.batch_size}: median over the valid "
+            f"windows (of {args.repetitions}) of {args.duration:g} s, ratio to mode off"
         )
         out.append(
             f"{'mode':<8} {'label':<40} {'req/s':>8} {'x off':>6} {'p50 ms':>7} {'x off':>6} "
             f"{'p99 ms':>7} {'x off':>6} {'srv cpu ms/req':>14} {'x off':>6} "
-            f"{'coll cpu ms/req':>15} {'rows lost':>9} {'of requests':>11} {'errors':>6}"
+            f"{'coll cpu ms/req':>15} {'rows lost':>9} {'of requests':>11} {'errors':>6} "
+            f"{'windows':>7}"
         )
         for row in mine:
             out.append(
@@ -506,7 +532,8 @@ def render(
                 f"{_fmt(row['p99_ms_vs_off'], '.3f'):>6} {row['server_cpu_ms_per_req']:>14.2f} "
                 f"{_fmt(row['server_cpu_ms_per_req_vs_off'], '.3f'):>6} "
                 f"{row['collector_cpu_ms_per_req']:>15.2f} {_fmt(row['rows_lost'], '.0f'):>9} "
-                f"{_fmt(row['requests_checked'], '.0f'):>11} {_fmt(row['errors'], '.0f'):>6}"
+                f"{_fmt(row['requests_checked'], '.0f'):>11} {_fmt(row['errors'], '.0f'):>6} "
+                f"{row['reps']:>4.0f}/{row['reps'] + row['excluded']:.0f}"
             )
         by_mode = {row["mode"]: row for row in mine}
         if "full" in by_mode and "trace" in by_mode:
@@ -631,19 +658,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: list[Run] = []
     stacks: dict[str, ModeStack] = {}
     homes: list[config.Settings] = []
+    crashes: list[tuple[str, int, int, str]] = []
     with tempfile.TemporaryDirectory(prefix="stagelog-overhead-") as tmp:
+
+        def launch(name: str) -> None:
+            home = Path(tmp) / f"{name}-{sum(h.home.name.startswith(name) for h in homes)}"
+            homes.append(config.load(home=home))
+            stacks[name] = start(MODES[name], home, args)
+            print(f"# {name}: up in {stacks[name].startup_s:.1f} s", flush=True)
+
         try:
             for name in args.mode_list:
-                home = Path(tmp) / name
-                homes.append(config.load(home=home))
-                stacks[name] = start(MODES[name], home, args)
-                print(f"# {name}: up in {stacks[name].startup_s:.1f} s", flush=True)
+                launch(name)
             for name, concurrency, rep in schedule(
                 args.mode_list, args.concurrency_list, args.repetitions
             ):
                 time.sleep(args.settle)
                 run = measure(stacks[name], concurrency, rep, args, source)
                 runs.append(run)
+                if run.server_died:
+                    report = stacks[name].crash_report()
+                    crashes.append((name, concurrency, rep, report))
+                    print(f"# CRASH of {name}:\n{report}", flush=True)
+                    launcher.down(stacks[name].settings)
+                    launch(name)
                 print(
                     f"# {name} c{concurrency} rep {rep}: {run.throughput_rps:.1f} req/s, "
                     f"p50 {run.p50_ms:.2f} ms, p99 {run.p99_ms:.2f} ms, "
@@ -655,7 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for settings in homes:  # down finds what runs in a home by its pid files
                 launcher.down(settings)
     summary = summarize(runs, args.mode_list, args.concurrency_list)
-    report = render(runs, summary, list(stacks.values()), args)
+    report = render(runs, summary, list(stacks.values()), crashes, args)
     lines.append(report)
     text = "\n".join(lines) + "\n"
     print(report)
@@ -664,7 +702,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.write_text(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"argv": argv, "runs": [asdict(r) for r in runs], "summary": summary}
+        doc = {
+            "argv": argv, "runs": [asdict(r) for r in runs], "summary": summary,
+            "crashes": [list(c) for c in crashes],
+        }  # fmt: skip
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
     lost = sum(r.rows_lost or 0 for r in runs)
     errors = sum(r.errors for r in runs)

@@ -104,3 +104,13 @@ def test_arguments_are_checked() -> None:
 def test_a_summary_round_trips_through_json() -> None:
     rows = overhead.summarize([_run("off", 100, 10)], ["off"], [8])
     assert json.loads(json.dumps(rows, allow_nan=True))[0]["mode"] == "off"
+
+
+def test_windows_with_errors_or_a_dead_server_do_not_count() -> None:
+    dead = _run("off", 0.0, float("nan"))
+    dead.server_died = True
+    failed = _run("off", 50, 5)
+    failed.errors = 3
+    rows = overhead.summarize([_run("off", 100, 10), dead, failed], ["off"], [8])
+    assert rows[0]["throughput_rps"] == 100
+    assert (rows[0]["reps"], rows[0]["excluded"]) == (1, 2)
