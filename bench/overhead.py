@@ -459,9 +459,16 @@ def summarize(
             row["requests_checked"] = float(sum(r.sent_ok for r in mine)) if lost else float("nan")
             row["errors"] = float(sum(r.errors for r in mine))
             for key in keys:
-                row[f"{key}_vs_off"] = m[key] / base[key] if base and base[key] else float("nan")
+                row[f"{key}_vs_off"] = _ratio(m[key], base[key]) if base else float("nan")
             rows.append(row)
     return rows
+
+
+def _ratio(a: float | str, b: float | str) -> float:
+    """``a / b``, NaN when ``b`` is 0 or NaN."""
+    if isinstance(a, str) or isinstance(b, str) or not b or b != b:
+        return float("nan")
+    return a / b
 
 
 def _fmt(value: float | str | None, spec: str = ".1f") -> str:
@@ -540,9 +547,9 @@ def render(
             full, trace = by_mode["full"], by_mode["trace"]
             out.append(
                 f"full logging / Triton trace (concurrency {concurrency}): throughput "
-                f"{full['throughput_rps'] / trace['throughput_rps']:.3f}x, "
-                f"p50 {full['p50_ms'] / trace['p50_ms']:.3f}x, "
-                f"p99 {full['p99_ms'] / trace['p99_ms']:.3f}x"
+                f"{_fmt(_ratio(full['throughput_rps'], trace['throughput_rps']), '.3f')}x, "
+                f"p50 {_fmt(_ratio(full['p50_ms'], trace['p50_ms']), '.3f')}x, "
+                f"p99 {_fmt(_ratio(full['p99_ms'], trace['p99_ms']), '.3f')}x"
             )
     return "\n".join(out)
 

@@ -114,3 +114,14 @@ def test_windows_with_errors_or_a_dead_server_do_not_count() -> None:
     rows = overhead.summarize([_run("off", 100, 10), dead, failed], ["off"], [8])
     assert rows[0]["throughput_rps"] == 100
     assert (rows[0]["reps"], rows[0]["excluded"]) == (1, 2)
+
+
+def test_render_survives_a_mode_without_a_valid_window() -> None:
+    dead = _run("trace", 0.0, float("nan"))
+    dead.server_died = True
+    runs = [_run("off", 100, 10), _run("full", 90, 11, lost=0), dead]
+    args = overhead.parse_args(["--modes", "off,full,trace", "--repetitions", "1"])
+    summary = overhead.summarize(runs, args.mode_list, args.concurrency_list)
+    text = overhead.render(runs, summary, [], [("trace", 8, 0, "Signal (11) received.")], args)
+    assert "CRASH: trace" in text and "window excluded" in text
+    assert "full logging / Triton trace (concurrency 8): throughput -x" in text
