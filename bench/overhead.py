@@ -7,6 +7,11 @@ Modes, all on the same machine and the same models (the repository's model_repos
 - ``tuned``    (b') full logging with fewer, bigger spool segments and inserts:
   ``STAGELOG_FLUSH_MS=1000`` (default 100) and ``STAGELOG_COLLECT_INTERVAL_MS=2000`` (default
   500); rows reach the store within ~3 s instead of ~0.6 s.
+- ``spool``    (b'') full logging with the store on another host: the stages log and spool as in
+  ``full``, but the collector is paused (SIGSTOP) during the window and resumed for the drain,
+  so the window pays for the stages' logging and not for the embedded ClickHouse engine's
+  inserts and merges (work a ClickHouse server does on its own host; shipping Arrow segments
+  to it over HTTP is left out too).
 - ``sampled``  (c) the stages' ``logging_policy`` set to ``sampled`` (``--sample-rate``, 0.1 by
   default): events and predictions always, tensors for that share of requests. Served from a
   copy of the repository whose stage configs carry the policy parameters (nothing else differs).
@@ -34,7 +39,7 @@ The summary gives, per concurrency and mode, the median over repetitions and the
 
 Usage::
 
-    python -m bench.overhead                       # off, full, tuned, sampled, trace; 7 reps
+    python -m bench.overhead                # off, full, tuned, spool, sampled, trace; 7 reps
     python -m bench.overhead --modes off,full --repetitions 5 --concurrency 8,32
     python -m bench.overhead --out bench/results/overhead.txt --json bench/results/overhead.json
 """
@@ -88,6 +93,7 @@ class Mode:
     trace: bool = False
     flush_ms: int | None = None  # STAGELOG_FLUSH_MS (None: --flush-ms, else the default)
     collect_ms: int | None = None  # STAGELOG_COLLECT_INTERVAL_MS (None: the default)
+    pause_collector: bool = False  # SIGSTOP the collector during the window, SIGCONT after
 
 
 MODES: dict[str, Mode] = {
@@ -100,11 +106,14 @@ MODES: dict[str, Mode] = {
         flush_ms=1000,
         collect_ms=2000,
     ),  # fmt: skip
+    "spool": Mode(
+        "spool", "(b'') full logging, store elsewhere", logging=True, pause_collector=True
+    ),
     "sampled": Mode("sampled", "(c) sampled policy", logging=True, policy="sampled"),
     "summary": Mode("summary", "(c') summary policy", logging=True, policy="summary"),
     "trace": Mode("trace", "(d) off + Triton trace TENSORS rate=1", logging=False, trace=True),
 }
-DEFAULT_MODES = ("off", "full", "tuned", "sampled", "trace")
+DEFAULT_MODES = ("off", "full", "tuned", "spool", "sampled", "trace")
 
 
 # ----------------------------------------------------------------------------- the stacks
@@ -386,12 +395,20 @@ def measure(
     mode = target.mode
     prefix = f"bench-{mode.name}-c{concurrency}-r{repetition}-{os.getpid()}"
     trace0 = target.trace_bytes() if mode.trace else 0
-    load = asyncio.run(
-        closed_loop(
-            target.stack.grpc_url, source, prefix, concurrency, args.batch_size,
-            args.warmup, args.duration, target.cpu_probe,
-        )
-    )  # fmt: skip
+    collector = None
+    if mode.pause_collector and target.stack.collector_pid:
+        collector = psutil.Process(target.stack.collector_pid)
+        collector.suspend()
+    try:
+        load = asyncio.run(
+            closed_loop(
+                target.stack.grpc_url, source, prefix, concurrency, args.batch_size,
+                args.warmup, args.duration, target.cpu_probe,
+            )
+        )  # fmt: skip
+    finally:
+        if collector is not None:
+            collector.resume()
     answered = len(load.latencies_ms)
     lat = np.array(load.latencies_ms) if answered else np.array([float("nan")])
     per_req = 1000.0 / answered if answered else float("nan")
