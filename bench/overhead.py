@@ -596,12 +596,12 @@ def _git_commit() -> str:
     return head + (" (with uncommitted changes)" if dirty else "")
 
 
-def header(argv: Sequence[str]) -> str:
+def header(argv: Sequence[str], prog: str = "bench.overhead") -> str:
     """Command, machine and software versions, as comment lines."""
     load = os.getloadavg()
     return "\n".join(
         [
-            f"# command: python -m bench.overhead {shlex.join(argv)}",
+            f"# command: python -m {prog} {shlex.join(argv)}",
             f"# started: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
             f"# machine: {os.cpu_count()} CPUs ({_cpu_model()}), "
             f"{psutil.virtual_memory().total / 2**30:.1f} GiB, {platform.platform()}",

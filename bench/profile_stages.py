@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "logging off" if args.no_logging else "full logging"
     text = "\n".join(
         [
-            header(argv),
+            header(argv, prog="bench.profile_stages"),
             f"# {mode}: {rate:.1f} req/s while sampled ({args.concurrency} clients, "
             f"batch {args.batch_size}, {args.duration:.0f} s, py-spy {args.rate} Hz)",
             report({stage: args.out / f"{stage}.txt" for stage in STAGES}),
