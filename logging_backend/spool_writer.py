@@ -121,16 +121,6 @@ SCHEMAS: dict[str, pa.Schema] = {
 _BYTES_DTYPE = "BYTES"
 
 
-_CLASS_ARRAYS: dict[tuple[str, ...], np.ndarray] = {}
-
-
-def _class_array(names: tuple[str, ...]) -> np.ndarray:
-    arr = _CLASS_ARRAYS.get(names)
-    if arr is None:
-        arr = _CLASS_ARRAYS[names] = np.array(names, dtype=object)
-    return arr
-
-
 def _class_names(n: int) -> tuple[str, ...]:
     if len(CLASSES) == n:
         return tuple(CLASSES)
@@ -202,9 +192,79 @@ class _Table:
 class _Tables(dict):
     """Table name → :class:`_Table`, made on first use."""
 
-    def __missing__(self, name: str) -> _Table:
-        table = self[name] = _Table(name)
+    def __missing__(self, name: str) -> Any:
+        table = self[name] = _Predictions() if name == "predictions" else _Table(name)
         return table
+
+
+class _Predictions:
+    """The predictions table, built per record from NumPy chunks (no per-row Python values).
+
+    A record adds n rows whose ts, request_id, stage, model and model_version repeat; those
+    columns are kept as one value plus a count per record and expanded with ``take`` in C. Class
+    names (map keys and ``predicted_class``) are indices into one label array.
+    """
+
+    def __init__(self) -> None:
+        self.schema = SCHEMAS["predictions"]
+        self.n = 0
+        self.counts: list[int] = []
+        self.per_record: list[tuple[Any, ...]] = []  # ts, request_id, stage, model, version
+        self.labels: list[str] = [""]  # index 0: the empty class name / decision
+        self.label_start: dict[tuple[str, ...], int] = {}
+        self.predicted: list[np.ndarray] = []  # label indices per row
+        self.key_idx: list[np.ndarray] = []  # label indices per map entry
+        self.probs: list[np.ndarray] = []
+        self.ks: list[int] = []  # classes per record
+        self.decisions: list[Any] = []  # per record: None (all "") or a list of n strings
+
+    def start(self, names: tuple[str, ...]) -> int:
+        """Index of ``names[0]`` in the label array (the names are added on first use)."""
+        start = self.label_start.get(names)
+        if start is None:
+            start = self.label_start[names] = len(self.labels)
+            self.labels.extend(names)
+        return start
+
+    def to_arrow(self) -> pa.Table:
+        counts = np.array(self.counts, dtype=np.int64)
+        rec_idx = pa.array(np.repeat(np.arange(len(counts)), counts))
+        scalar = list(zip(*self.per_record, strict=True))
+        ts, rid, stage, model, version = (
+            pa.array(list(values), type=typ).take(rec_idx)
+            for values, typ in zip(scalar, (_TS, _STR, _STR, _STR, _STR), strict=True)
+        )
+        starts = np.zeros(len(counts), dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        row = pa.array(np.arange(self.n) - np.repeat(starts, counts), type=pa.uint32())
+        labels = pa.array(self.labels, type=_STR)
+        predicted = labels.take(pa.array(np.concatenate(self.predicted)))
+        if all(d is None for d in self.decisions):
+            decision = labels.take(pa.array(np.zeros(self.n, dtype=np.int64)))
+        else:
+            decided: list[str] = []
+            for d, n in zip(self.decisions, self.counts, strict=True):
+                decided.extend([""] * n if d is None else d)
+            decision = pa.array(decided, type=_STR)
+        ks = np.repeat(np.array(self.ks, dtype=np.int32), counts)
+        offsets = np.zeros(self.n + 1, dtype=np.int32)
+        np.cumsum(ks, out=offsets[1:])
+        offsets_arr = pa.array(offsets)
+        flat = pa.array(np.concatenate(self.probs), type=pa.float32())
+        keys = labels.take(pa.array(np.concatenate(self.key_idx)))
+        arrays = [
+            ts,
+            rid,
+            row,
+            stage,
+            model,
+            version,
+            pa.MapArray.from_arrays(offsets_arr, keys, flat),
+            pa.ListArray.from_arrays(offsets_arr, flat),
+            predicted,
+            decision,
+        ]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 def _concat(chunks: list[Any], typ: pa.DataType) -> pa.Array:
@@ -466,7 +526,7 @@ def _encode_predictions(
     model: str,
     probs: np.ndarray,
     decisions: np.ndarray | None,
-    t: _Table,
+    t: _Predictions,
 ) -> None:
     probs = np.atleast_2d(host_array(probs)).astype(np.float32, copy=False)
     if probs.ndim != 2:
@@ -475,31 +535,32 @@ def _encode_predictions(
         )
     n, k = probs.shape
     names = _class_names(k)
-    labels = _class_array(names)
-    predicted = labels[probs.argmax(axis=1)].tolist() if k else [""] * n
     if decisions is None:
-        decided = [""] * n
+        decided = None
     else:
         flat = host_array(decisions).ravel().tolist()
         if len(flat) != n:
             raise SpoolError(f"{ident.model}: {len(flat)} decisions for {n} prediction rows")
         decided = [_as_bytes(d).decode("utf-8", "replace") for d in flat]
-    c = t.cols
-    c["ts"].extend([ts_us] * n)
-    c["request_id"].extend([rec.request_id] * n)
-    c["row"].extend(range(n))
-    c["stage"].extend([ident.model] * n)
-    c["model"].extend([model] * n)
-    c["model_version"].extend([ident.model_version] * n)
-    c["predicted_class"].extend(predicted)
-    c["decision"].extend(decided)
-    flat_probs = probs.ravel()
-    t.flat["probs"].append(flat_probs)
-    t.lens["probs"].extend([k] * n)
-    t.flat["class_probs"].append(flat_probs)
-    t.keys["class_probs"].append(list(names) * n)
-    t.lens["class_probs"].extend([k] * n)
+    start = t.start(names)
+    t.predicted.append(probs.argmax(axis=1) + start if k else np.zeros(n, dtype=np.int64))
+    t.key_idx.append(np.tile(_class_indices(k) + start, n))
+    t.probs.append(probs.ravel())
+    t.ks.append(k)
+    t.decisions.append(decided)
+    t.per_record.append((ts_us, rec.request_id, ident.model, model, ident.model_version))
+    t.counts.append(n)
     t.n += n
+
+
+_CLASS_INDICES: dict[int, np.ndarray] = {}
+
+
+def _class_indices(k: int) -> np.ndarray:
+    arr = _CLASS_INDICES.get(k)
+    if arr is None:
+        arr = _CLASS_INDICES[k] = np.arange(k, dtype=np.int64)
+    return arr
 
 
 def _encode_load(load: ModelLoad, t: _Table) -> None:
