@@ -193,8 +193,87 @@ class _Tables(dict):
     """Table name → :class:`_Table`, made on first use."""
 
     def __missing__(self, name: str) -> Any:
-        table = self[name] = _Predictions() if name == "predictions" else _Table(name)
+        if name == "predictions":
+            table = self[name] = _Predictions()
+        elif name == "stage_tensors":
+            table = self[name] = _Tensors()
+        else:
+            table = self[name] = _Table(name)
         return table
+
+
+_NO_SUMMARY = ((), ())
+
+
+class _Tensors:
+    """The stage_tensors table: one tuple per tensor, unzipped into columns once per flush.
+
+    Entry: the 8 scalar columns (ts, request_id, stage, model_version, direction, name, dtype,
+    policy), then the shape tuple, the float64 values (array or None), the string values
+    (object array or None) and the summary (keys, values).
+    """
+
+    _SCALAR_TYPES = (_TS, _STR, _STR, _STR, _STR, _STR, _STR, _STR)
+
+    def __init__(self) -> None:
+        self.schema = SCHEMAS["stage_tensors"]
+        self.n = 0
+        self.entries: list[tuple[Any, ...]] = []
+
+    def to_arrow(self) -> pa.Table:
+        cols = list(zip(*self.entries, strict=True))
+        ts, rid, stage, version, direction, name, dtype, policy = (
+            pa.array(list(values), type=typ)
+            for values, typ in zip(cols[:8], self._SCALAR_TYPES, strict=True)
+        )
+        shapes, f64, strs, summaries = cols[8:]
+        shape = _lists(
+            list(map(len, shapes)), list(itertools.chain.from_iterable(shapes)), pa.uint32()
+        )
+        values_f64 = _lists(
+            [0 if v is None else v.size for v in f64],
+            [v for v in f64 if v is not None],
+            pa.float64(),
+        )
+        values_str = _lists(
+            [0 if v is None else v.size for v in strs],
+            [v for v in strs if v is not None],
+            pa.binary(),
+        )
+        keys, vals = zip(*summaries, strict=True)
+        offsets = np.zeros(self.n + 1, dtype=np.int32)
+        np.cumsum(list(map(len, keys)), out=offsets[1:])
+        summary = pa.MapArray.from_arrays(
+            pa.array(offsets),
+            pa.array(list(itertools.chain.from_iterable(keys)), type=_STR),
+            pa.array(list(itertools.chain.from_iterable(vals)), type=pa.float64()),
+        )
+        arrays = [
+            ts,
+            rid,
+            stage,
+            version,
+            direction,
+            name,
+            dtype,
+            shape,
+            values_f64,
+            values_str,
+            summary,
+            policy,
+        ]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _lists(lens: list[int], chunks: Any, value_type: pa.DataType) -> pa.Array:
+    """A list array from lengths per row and the values (a flat list, or chunks for _concat)."""
+    offsets = np.zeros(len(lens) + 1, dtype=np.int32)
+    np.cumsum(lens, out=offsets[1:])
+    if chunks and isinstance(chunks[0], np.ndarray):
+        flat = _concat(chunks, value_type)
+    else:
+        flat = pa.array(chunks, type=value_type)
+    return pa.ListArray.from_arrays(pa.array(offsets), flat)
 
 
 class _Predictions:
@@ -314,20 +393,33 @@ def _is_numeric(arr: np.ndarray) -> bool:
 _SMALL = 256  # up to this many elements, Python's min/max beat numpy's per-call overhead
 
 
+def _byte_lengths(values: list[Any]) -> list[int]:
+    """UTF-8 byte length of each value (``map`` over C functions when all are bytes or str)."""
+    kinds = set(map(type, values))
+    if kinds == {bytes}:
+        return list(map(len, values))
+    if kinds == {str}:
+        return list(map(len, map(str.encode, values)))
+    return [len(v) if type(v) is bytes else len(_as_bytes(v)) for v in values]
+
+
 def _summary(arr: np.ndarray) -> tuple[list[str], list[float]]:
     """Statistics kept under the summary policy (of the byte lengths for string tensors)."""
     prefix = ""
     if not _is_numeric(arr):
         prefix = "len_"
-        values = [len(v) if type(v) is bytes else len(_as_bytes(v)) for v in arr.ravel().tolist()]
+        values: list[Any] = _byte_lengths(arr.ravel().tolist())
+        present = values  # lengths are never NaN
     elif arr.size <= _SMALL:
-        values = [float(v) for v in arr.ravel().tolist()]
+        values = list(map(float, arr.ravel().tolist()))
+        present = values
+        if arr.dtype.kind == "f":
+            present = [v for v in values if v == v]  # NaN != NaN
     else:
         return _summary_numpy(arr.astype(np.float64, copy=False).ravel())
     keys = ["count"]
     vals = [float(len(values))]
     if values:
-        present = [v for v in values if v == v]  # NaN != NaN
         keys.append("nan_count")
         vals.append(float(len(values) - len(present)))
         if present:
@@ -456,8 +548,9 @@ def _encode_record(
 
 
 def _encode_tensors(
-    rec: Record, ident: ModelIdentity, summarize: bool, mode: str, ts_us: int, t: _Table
+    rec: Record, ident: ModelIdentity, summarize: bool, mode: str, ts_us: int, t: _Tensors
 ) -> None:
+    rid, stage, version = rec.request_id, ident.model, ident.model_version
     for item in rec.tensors:
         try:
             expanded = list(_expand(*item))
@@ -479,43 +572,28 @@ def _encode_tensors(
                     values = arr.ravel()
                     if values.dtype != object:  # numpy S/U arrays: bytes or str objects first
                         values = values.astype(object)
-                shape = [int(d) for d in arr.shape]
+                shape = arr.shape
             except Exception:
                 _LOG.exception(
                     "stagelog: %s: tensor %r of %s not logged", ident.model, name, rec.request_id
                 )
                 continue
-            t.rows.append(
+            t.entries.append(
                 (
                     ts_us,
-                    rec.request_id,
-                    ident.model,
-                    ident.model_version,
+                    rid,
+                    stage,
+                    version,
                     direction,
                     name,
                     dtype,
                     mode,
+                    shape,
+                    None if summary is not None or not numeric else values,
+                    None if summary is not None or numeric else values,
+                    _NO_SUMMARY if summary is None else summary,
                 )
             )
-            t.flat["shape"].append(shape)
-            t.lens["shape"].append(len(shape))
-            if summary is not None:
-                keys, vals = summary
-                t.keys["summary"].append(keys)
-                t.flat["summary"].append(vals)
-                t.lens["summary"].append(len(keys))
-                t.lens["values_f64"].append(0)
-                t.lens["values_str"].append(0)
-            else:
-                t.lens["summary"].append(0)
-                if numeric:
-                    t.flat["values_f64"].append(values)
-                    t.lens["values_f64"].append(arr.size)
-                    t.lens["values_str"].append(0)
-                else:
-                    t.flat["values_str"].append(values)
-                    t.lens["values_str"].append(arr.size)
-                    t.lens["values_f64"].append(0)
             t.n += 1
 
 
