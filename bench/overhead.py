@@ -477,8 +477,24 @@ def summarize(
             row["errors"] = float(sum(r.errors for r in mine))
             for key in keys:
                 row[f"{key}_vs_off"] = _ratio(m[key], base[key]) if base else float("nan")
+            row["throughput_paired_vs_off"] = _paired_ratio(runs, name, concurrency)
             rows.append(row)
     return rows
+
+
+def _paired_ratio(runs: Sequence[Run], mode: str, concurrency: int) -> float:
+    """Median over repetitions of throughput(mode, rep) / throughput(off, rep).
+
+    The windows of one repetition run back to back, so this ratio cancels slow drift of a
+    shared machine better than the ratio of the two medians.
+    """
+    by = {(r.mode, r.repetition): r for r in runs if r.concurrency == concurrency and r.valid}
+    ratios = [
+        _ratio(r.throughput_rps, by[(BASELINE, rep)].throughput_rps)
+        for (name, rep), r in by.items()
+        if name == mode and (BASELINE, rep) in by
+    ]
+    return _median([x for x in ratios if x == x])
 
 
 def _ratio(a: float | str, b: float | str) -> float:
@@ -540,18 +556,20 @@ def render(
         out.append("")
         out.append(
             f"# summary, concurrency {concurrency}, batch {args.batch_size}: median over the valid "
-            f"windows (of {args.repetitions}) of {args.duration:g} s, ratio to mode off"
+            f"windows (of {args.repetitions}) of {args.duration:g} s, ratio to mode off "
+            "(paired: median of per-repetition ratios)"
         )
         out.append(
-            f"{'mode':<8} {'label':<40} {'req/s':>8} {'x off':>6} {'p50 ms':>7} {'x off':>6} "
-            f"{'p99 ms':>7} {'x off':>6} {'srv cpu ms/req':>14} {'x off':>6} "
+            f"{'mode':<8} {'label':<40} {'req/s':>8} {'x off':>6} {'paired':>6} {'p50 ms':>7} "
+            f"{'x off':>6} {'p99 ms':>7} {'x off':>6} {'srv cpu ms/req':>14} {'x off':>6} "
             f"{'coll cpu ms/req':>15} {'rows lost':>9} {'of requests':>11} {'errors':>6} "
             f"{'windows':>7}"
         )
         for row in mine:
             out.append(
                 f"{row['mode']:<8} {row['label']:<40} {row['throughput_rps']:>8.1f} "
-                f"{_fmt(row['throughput_rps_vs_off'], '.3f'):>6} {row['p50_ms']:>7.2f} "
+                f"{_fmt(row['throughput_rps_vs_off'], '.3f'):>6} "
+                f"{_fmt(row['throughput_paired_vs_off'], '.3f'):>6} {row['p50_ms']:>7.2f} "
                 f"{_fmt(row['p50_ms_vs_off'], '.3f'):>6} {row['p99_ms']:>7.2f} "
                 f"{_fmt(row['p99_ms_vs_off'], '.3f'):>6} {row['server_cpu_ms_per_req']:>14.2f} "
                 f"{_fmt(row['server_cpu_ms_per_req_vs_off'], '.3f'):>6} "
@@ -638,6 +656,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--startup-timeout", type=float, default=300.0)
     parser.add_argument("--model-repository", default=str(launcher.DEFAULT_MODEL_REPOSITORY))
     parser.add_argument("--out", type=Path, help="also write the text report here")
+    parser.add_argument(
+        "--report", type=Path,
+        help="print the summary of an earlier run's --json file (nothing is run)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every run as JSON here")
     args = parser.parse_args(argv)
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -672,10 +694,25 @@ def schedule(
     return order
 
 
+def report_json(path: Path) -> int:
+    """Print the summary tables of a ``--json`` file written by an earlier run."""
+    doc = json.loads(path.read_text())
+    args = parse_args(doc["argv"])
+    runs = [Run(**run) for run in doc["runs"]]
+    crashes = [tuple(c) for c in doc.get("crashes", [])]
+    summary = summarize(runs, args.mode_list, args.concurrency_list)
+    text = render(runs, summary, [], crashes, args)
+    print(f"# summary of {path} (python -m bench.overhead {shlex.join(doc['argv'])})")
+    print(text[text.index("# summary") :] if "# summary" in text else text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m bench.overhead``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.report:
+        return report_json(args.report)
     lines = [header(argv)]
     print(lines[0], flush=True)
     source = EventSource(pool_size=5000, seed=11, bad_share=0.0)

@@ -125,3 +125,25 @@ def test_render_survives_a_mode_without_a_valid_window() -> None:
     text = overhead.render(runs, summary, [], [("trace", 8, 0, "Signal (11) received.")], args)
     assert "CRASH: trace" in text and "window excluded" in text
     assert "full logging / Triton trace (concurrency 8): throughput -x" in text
+
+
+def test_report_reprints_a_json_run_with_paired_ratios(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import asdict
+
+    runs = [_run("off", 100, 10), _run("full", 80, 12, lost=0)]
+    second = [_run("off", 50, 10), _run("full", 45, 12, lost=0)]
+    for run in second:
+        run.repetition = 1
+    doc = {
+        "argv": ["--modes", "off,full", "--repetitions", "2"],
+        "runs": [asdict(r) for r in runs + second],
+        "summary": [],
+    }
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    assert overhead.main(["--report", str(path)]) == 0
+    out = capsys.readouterr().out
+    full = next(line for line in out.splitlines() if line.startswith("full "))
+    assert " 0.850 " in full  # paired: median of 0.8 and 0.9
