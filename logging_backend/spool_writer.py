@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -440,12 +440,12 @@ def _summary_numpy(data: np.ndarray) -> tuple[list[str], list[float]]:
     return keys, vals
 
 
-def _expand(direction: str, name: str, value: Any) -> Iterable[tuple[str, str, np.ndarray]]:
+def _expand(direction: str, name: str, value: Any) -> list[tuple[str, str, np.ndarray]]:
+    if type(value) is np.ndarray:  # the common case: no generator, no host_array call
+        return [(direction, name, value)]
     if isinstance(value, dict):
-        for key, arr in value.items():
-            yield direction, f"{name}.{key}", host_array(arr)
-    else:
-        yield direction, name, host_array(value)
+        return [(direction, f"{name}.{key}", host_array(arr)) for key, arr in value.items()]
+    return [(direction, name, host_array(value))]
 
 
 def encode(
@@ -553,7 +553,7 @@ def _encode_tensors(
     rid, stage, version = rec.request_id, ident.model, ident.model_version
     for item in rec.tensors:
         try:
-            expanded = list(_expand(*item))
+            expanded = _expand(*item)
         except Exception:
             _LOG.exception(
                 "stagelog: %s: tensor %r of %s not logged", ident.model, item[1], rec.request_id
@@ -563,7 +563,7 @@ def _encode_tensors(
             # everything that can fail happens before the first append, so a bad tensor
             # leaves the columns aligned
             try:
-                numeric = _is_numeric(arr)
+                numeric = arr.dtype.kind in "biuf"
                 dtype = _dtype_name(arr.dtype) if numeric else _BYTES_DTYPE
                 summary = _summary(arr) if summarize else None
                 if summary is None and numeric:
