@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m clients.demo
 
 test: $(STAMP) compose-tool browser
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 
 unit: $(STAMP) compose-tool
