@@ -694,6 +694,20 @@ def schedule(
     return order
 
 
+def kill_leftovers(home: Path) -> list[int]:
+    """Kill the stub processes a crashed server left behind (their command names ``home``)."""
+    killed: list[int] = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.pid != os.getpid() and any(str(home) in part for part in cmdline):
+            try:
+                proc.kill()
+                killed.append(proc.pid)
+            except psutil.NoSuchProcess:
+                pass
+    return killed
+
+
 def report_json(path: Path) -> int:
     """Print the summary tables of a ``--json`` file written by an earlier run."""
     doc = json.loads(path.read_text())
@@ -742,6 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     crashes.append((name, concurrency, rep, report))
                     print(f"# CRASH of {name}:\n{report}", flush=True)
                     launcher.down(stacks[name].settings)
+                    kill_leftovers(stacks[name].settings.home)
                     launch(name)
                 print(
                     f"# {name} c{concurrency} rep {rep}: {run.throughput_rps:.1f} req/s, "
@@ -753,6 +768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             for settings in homes:  # down finds what runs in a home by its pid files
                 launcher.down(settings)
+                kill_leftovers(settings.home)
     summary = summarize(runs, args.mode_list, args.concurrency_list)
     report = render(runs, summary, list(stacks.values()), crashes, args)
     lines.append(report)
