@@ -32,19 +32,10 @@ from pathlib import Path
 import numpy as np
 import tritonclient.grpc as grpcclient
 
+from bench.machine import cpu_model
 from clients.score import score_batch
 from logging_backend import config, launcher
 from training.generator import generate
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _load() -> str:
@@ -125,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     emit("# bench/latency.py: sequential gRPC latency of `pipeline`, batch 1")
     emit(f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
     emit(f"command: python -m bench.latency {' '.join(argv if argv is not None else sys.argv[1:])}")
-    emit(f"machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    emit(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     emit(f"load average at start (1/5/15 min): {_load()}")
     per_rep = args.requests
     # Each mode gets its own events (distinct event ids), so no request is a duplicate.

@@ -70,6 +70,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
 
+from bench.machine import cpu_model
 from loadtest.workload import EventSource, raw_tensor
 from logging_backend import config, launcher, query
 from logging_backend.config import REPO_ROOT
@@ -589,16 +590,6 @@ def render(
     return "\n".join(out)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _git_commit() -> str:
     try:
         head = subprocess.run(
@@ -621,7 +612,7 @@ def header(argv: Sequence[str], prog: str = "bench.overhead") -> str:
         [
             f"# command: python -m {prog} {shlex.join(argv)}",
             f"# started: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-            f"# machine: {os.cpu_count()} CPUs ({_cpu_model()}), "
+            f"# machine: {os.cpu_count()} CPUs ({cpu_model()}), "
             f"{psutil.virtual_memory().total / 2**30:.1f} GiB, {platform.platform()}",
             f"# load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
             f"# python {platform.python_version()}, numpy {np.__version__}, commit {_git_commit()}",
