@@ -191,36 +191,8 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split a SQL script into statements on ``;``, ignoring ``--`` comments and quoted text."""
-    statements: list[str] = []
-    current: list[str] = []
-    i, n = 0, len(sql)
-    quote: str | None = None
-    while i < n:
-        ch = sql[i]
-        if quote:
-            current.append(ch)
-            if ch == "\\" and i + 1 < n:
-                current.append(sql[i + 1])
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-        elif ch in ("'", '"', "`"):
-            quote = ch
-            current.append(ch)
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        elif ch == ";":
-            statements.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    statements.append("".join(current).strip())
-    return [s for s in statements if s]
+    """Split a SQL script into statements on ``;``, ignoring comments and quoted text."""
+    return cluster_ddl.split_statements(sql)
 
 
 _BOOTSTRAP = (
