@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP) compose-tool browser
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 
 unit: $(STAMP) compose-tool
@@ -46,6 +47,7 @@ browser:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .stagelog

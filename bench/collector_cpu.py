@@ -21,7 +21,8 @@ import psutil
 
 from bench.overhead import closed_loop, header
 from loadtest.workload import EventSource
-from logging_backend import config, launcher
+from logging_backend import config
+from logging_backend.stack import launcher
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:

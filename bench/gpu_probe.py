@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from logging_backend.gpu import GpuProbe
+from logging_backend.capture.gpu_probe import GpuProbe
 
 
 def measure(device: str = "gpu", n: int = 20000) -> dict[str, Any]:

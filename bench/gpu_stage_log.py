@@ -55,9 +55,11 @@ def check_correctness(cp: Any, root: Path, n: int, emit: Any) -> bool:
     """Log ``n`` GPU requests through the real spool writer and verify what was written."""
     import pyarrow as pa
 
-    from logging_backend.gpu import GpuProbe
-    from logging_backend.spool_writer import SCHEMAS, SpoolExporter, read_segment
-    from logging_backend.stage import StageLog
+    from logging_backend.capture.exporter import SpoolExporter
+    from logging_backend.capture.gpu_probe import GpuProbe
+    from logging_backend.capture.stage import StageLog
+    from logging_backend.spool.layout import read_table_segment as read_segment
+    from logging_backend.spool.schemas import SCHEMAS
 
     probe = GpuProbe.create("gpu", 0)
     assert probe.device == "gpu", f"no GPU probe: {probe.reason}"
@@ -117,9 +119,9 @@ def check_correctness(cp: Any, root: Path, n: int, emit: Any) -> bool:
 
 def measure(cp: Any, root: Path, on_gpu: bool, logging: bool, n: int, reps: int) -> float:
     """Median µs per record of the logging calls (and probe calls) for one configuration."""
-    from logging_backend.batch import InMemoryExporter
-    from logging_backend.gpu import GpuProbe
-    from logging_backend.stage import NullStageLog, StageLog
+    from logging_backend.capture.batch import InMemoryExporter
+    from logging_backend.capture.gpu_probe import GpuProbe
+    from logging_backend.capture.stage import NullStageLog, StageLog
 
     probe = GpuProbe.create("gpu" if on_gpu else "cpu", 0)
     log = (

@@ -51,8 +51,8 @@ def make_spool(home: Path, requests: int, rows: int, seed: int = 7) -> dict[str,
     """Log ``requests`` pipeline requests of ``rows`` events into ``home/spool``."""
     os.environ["STAGELOG_HOME"] = str(home)
     os.environ["STAGELOG_LOGGING"] = "on"
-    from logging_backend.spool_writer import SpoolExporter  # noqa: PLC0415 (env set first)
-    from logging_backend.stage import StageLog  # noqa: PLC0415
+    from logging_backend.capture.exporter import SpoolExporter  # noqa: PLC0415 (env set first)
+    from logging_backend.capture.stage import StageLog  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
     logs = {
@@ -118,7 +118,7 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 from logging_backend import store
-from logging_backend.shipper import Shipper
+from logging_backend.collector.shipper import Shipper
 home = Path(sys.argv[1])
 client = store.connect(f"chdb://{home / 'clickhouse'}")
 store.migrate(client)

@@ -34,7 +34,8 @@ import tritonclient.grpc as grpcclient
 
 from bench.machine import cpu_model
 from clients.score import score_batch
-from logging_backend import config, launcher
+from logging_backend import config
+from logging_backend.stack import launcher
 from training.generator import generate
 
 

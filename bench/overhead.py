@@ -72,8 +72,9 @@ from tritonclient.utils import InferenceServerException
 
 from bench.machine import cpu_model
 from loadtest.workload import EventSource, raw_tensor
-from logging_backend import config, launcher, query
+from logging_backend import config
 from logging_backend.config import REPO_ROOT
+from logging_backend.stack import launcher, query
 
 MODEL = "pipeline"
 OUTPUTS = ("REQUEST_ID", "PROBABILITIES", "DECISION")

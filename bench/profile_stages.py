@@ -37,7 +37,8 @@ import psutil
 
 from bench.overhead import closed_loop, header
 from loadtest.workload import EventSource
-from logging_backend import config, launcher
+from logging_backend import config
+from logging_backend.stack import launcher
 
 STAGES = ("preprocess", "features", "mlp", "forest", "logreg", "aggregate")
 CATEGORIES = ("model", "log: request path", "log: flush thread", "triton I/O", "other")

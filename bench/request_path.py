@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from logging_backend.spool_writer import SpoolExporter
-from logging_backend.stage import StageLog
+from logging_backend.capture.exporter import SpoolExporter
+from logging_backend.capture.stage import StageLog
 
 N_FEATURES = 45  # riskpipe.features.N_FEATURES
 MODES = ("off", "full", "summary", "sampled")

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from bench import request_path as rp
 from bench.overhead import header
-from logging_backend.stage import StageLog
+from logging_backend.capture.stage import StageLog
 
 
 def _logger(home: Path, stage: str, compression: str | None) -> tuple[object, rp.TimedSpool]:

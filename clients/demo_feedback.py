@@ -24,11 +24,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from clients import demo_stack
 from clients import feedback as fb
 from clients.score import score_batch
-from logging_backend import config, launcher, metrics, notes, report
-from logging_backend.cli_insights import print_metrics
+from logging_backend import config
 from logging_backend.errors import StagelogError
+from logging_backend.insights import metrics, notes, report
+from logging_backend.stack import launcher
+from logging_backend.stack import query as stack_query
+from logging_backend.stack.cli.insights import print_metrics
 from training.generator import generate
 
 BATCH = 25
@@ -118,7 +122,7 @@ def run(
     report_path: Path | None = None,
 ) -> Path:
     """Run the demo step; returns the path of the written report."""
-    query = metrics.settings_query(settings)
+    query = stack_query.settings_query(settings)
     metrics.ensure_baseline(query)
     start = datetime.now(timezone.utc)
     plan = notes.parse_plan(PLAN.format(start=start.isoformat()), name="demo-plan")
@@ -167,10 +171,8 @@ def main(
     ] = False,
 ) -> None:
     """Run this demo step on its own."""
-    from clients.demo import start  # noqa: PLC0415 - the README demo's start-or-reuse
-
     console = Console(width=None if sys.stdout.isatty() else 160)
-    settings, started_here = start(console, home)
+    settings, started_here = demo_stack.start(console, home)
     try:
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{settings.grpc_port}")
         run(console, client, settings, seed, per_phase)

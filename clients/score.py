@@ -236,7 +236,7 @@ def generated_events(n: int, seed: int, drift: float = 0.0, dirty: float = 0.0) 
 
 def default_grpc_url(home: Path | None = None) -> str:
     """``127.0.0.1:<port>`` of the stack running in ``home`` (else STAGELOG_GRPC_PORT/8001)."""
-    from logging_backend.launcher import settings_from_stack  # noqa: PLC0415
+    from logging_backend.stack.launcher import settings_from_stack  # noqa: PLC0415
 
     return f"127.0.0.1:{settings_from_stack(home).grpc_port}"
 

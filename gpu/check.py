@@ -35,8 +35,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from logging_backend import config, launcher  # noqa: E402
-from logging_backend.gpu_repository import MEMBERS, write_gpu_repository  # noqa: E402
+from logging_backend import config  # noqa: E402
+from logging_backend.stack import launcher  # noqa: E402
+from logging_backend.stack.gpu_repository import MEMBERS, write_gpu_repository  # noqa: E402
 
 MAX_TAR_BYTES = 15 * 2**20  # the device tool returns files of at most 16 MiB
 SERVER_LOG_LINES = 60
@@ -424,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     for phase, device in (("gpu", "gpu"), ("cpu", "cpu")):
         spool = args.work / phase / "spool"
         if phase == "gpu" and not args.cpu:
-            from logging_backend.gpu import SamplerThread
+            from logging_backend.collector.sampler import SamplerThread
 
             sampler = SamplerThread(spool).start()
         kind = "KIND_GPU" if device == "gpu" and not args.cpu else "KIND_CPU"

@@ -36,8 +36,8 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest.ledger import DEFAULT_REQUEST_LOG, LedgerError, Sent, read_ledger
-from logging_backend import launcher, query
 from logging_backend.errors import StagelogError
+from logging_backend.stack import launcher, query
 
 # The stages of `pipeline` (model_repository/pipeline/config.pbtxt) and the models that write
 # `predictions` rows (one per batch row each).

@@ -35,7 +35,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtest.ledger import DEFAULT_REQUEST_LOG, RequestLog, Sent, request_log_path
 from loadtest.triton_user import TritonGrpcUser
 from loadtest.workload import EventSource, LoadOptions, raw_tensor
-from logging_backend import launcher
+from logging_backend.stack import launcher
 
 MODEL = "pipeline"
 OUTPUTS = ("REQUEST_ID", "PROBABILITIES", "DECISION")

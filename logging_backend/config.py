@@ -20,7 +20,8 @@ FLUSH_MS = "STAGELOG_FLUSH_MS"  # default: 100
 SPOOL_BUDGET_MB = "STAGELOG_SPOOL_BUDGET_MB"  # default: 1024
 COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 500 (collector's spool poll)
 DEVICE = "STAGELOG_DEVICE"  # default: auto
-TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher
+TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher; default: "" (unknown)
+CLUSTER = "STAGELOG_CLUSTER"  # default: unset (one server, migrations as written)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,6 +91,10 @@ class Settings:
     flush_ms: int
     spool_budget_mb: int
     device: str
+    collect_interval_ms: int = 500
+    triton_version: str = ""
+    tritonserver: str = ""
+    cluster: str = ""
 
     @property
     def spool_dir(self) -> Path:
@@ -117,6 +122,10 @@ def load(
     flush_ms: int | None = None,
     spool_budget_mb: int | None = None,
     device: str | None = None,
+    collect_interval_ms: int | None = None,
+    triton_version: str | None = None,
+    tritonserver: str | None = None,
+    cluster: str | None = None,
 ) -> Settings:
     """Resolve settings: explicit argument, then environment, then default."""
     home_path = Path(get_str(HOME, ".stagelog", home)).expanduser().resolve()
@@ -130,4 +139,8 @@ def load(
         flush_ms=get_int(FLUSH_MS, 100, flush_ms, minimum=1),
         spool_budget_mb=get_int(SPOOL_BUDGET_MB, 1024, spool_budget_mb, minimum=1),
         device=get_choice(DEVICE, "auto", ("auto", "cpu", "gpu"), device),
+        collect_interval_ms=get_int(COLLECT_INTERVAL_MS, 500, collect_interval_ms, minimum=1),
+        triton_version=get_str(TRITON_VERSION, "", triton_version),
+        tritonserver=get_str(TRITONSERVER, "", tritonserver),
+        cluster=get_str(CLUSTER, "", cluster).strip(),
     )

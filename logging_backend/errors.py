@@ -23,3 +23,11 @@ class StoreUnavailable(StoreError):
 
 class SpoolError(StagelogError):
     """Raised when a spool segment cannot be written or read back."""
+
+
+class BaselineError(StagelogError):
+    """Raised when a drift baseline is malformed or does not match the feature layout."""
+
+
+class InvalidInput(StagelogError):
+    """Raised when a request's input cannot be served; it becomes that request's INVALID_ARG."""

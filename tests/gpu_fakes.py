@@ -98,15 +98,17 @@ def write_gpu_spool(args_for, n_requests=5, elapsed_ms=1.25):
     """
     import numpy as np
 
-    from logging_backend import config, gpu
-    from logging_backend.stage import StageLog
+    from logging_backend import config
+    from logging_backend.capture import gpu_probe
+    from logging_backend.capture.stage import StageLog
+    from logging_backend.collector import sampler as device_sampler
 
     spool = config.load().spool_dir
     logs = {}
     for model in ("preprocess", "features", "mlp", "forest", "logreg", "aggregate"):
         probe = None
         if model in ("mlp", "forest", "logreg"):
-            probe = gpu.GpuProbe.create("gpu", 0, cupy=FakeCupy(elapsed_ms), nvml=FakeNvml())
+            probe = gpu_probe.GpuProbe.create("gpu", 0, cupy=FakeCupy(elapsed_ms), nvml=FakeNvml())
         logs[model] = (StageLog.from_triton_args(args_for(model), gpu=probe), probe)
     for i in range(n_requests):
         for model, (log, probe) in logs.items():
@@ -117,8 +119,9 @@ def write_gpu_spool(args_for, n_requests=5, elapsed_ms=1.25):
                     rec.predictions(model=model, probs=np.full((2, 3), 1 / 3, np.float32))
     for log, _ in logs.values():
         log.close()
-    sampler = gpu.SamplerThread(spool, gpu.DeviceSampler(nvml=FakeNvml()), interval_s=0.01,
-                                segment_every_s=0.05).start()
+    sampler = device_sampler.SamplerThread(
+        spool, device_sampler.DeviceSampler(nvml=FakeNvml()), interval_s=0.01, segment_every_s=0.05
+    ).start()
     time.sleep(0.15)
     sampler.stop()
     return spool

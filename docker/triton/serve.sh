@@ -2,7 +2,7 @@
 # Start Triton in the stagelog-triton container: `serve.sh [tritonserver flags...]`.
 #
 # With STAGELOG_DEVICE=gpu (the compose default) the members (mlp, forest, logreg) get KIND_GPU
-# instance groups on every GPU the container sees: logging_backend.gpu_repository writes that
+# instance groups on every GPU the container sees: logging_backend.stack.gpu_repository writes that
 # variant of the mounted repository (/models, committed CPU-only) into
 # STAGELOG_GPU_REPOSITORY_DIR and Triton serves it. No GPU visible: the committed repository is
 # served and the members log their CPU fallback. STAGELOG_TRITON_GPUS=0,1 overrides detection.
@@ -20,7 +20,7 @@ if [ "${STAGELOG_DEVICE:-auto}" != "cpu" ]; then
     fi
     if [ -n "$gpus" ]; then
         "$PYTHON" -c 'import sys
-from logging_backend.gpu_repository import write_gpu_repository
+from logging_backend.stack.gpu_repository import write_gpu_repository
 write_gpu_repository(sys.argv[1], sys.argv[2], gpus=[int(g) for g in sys.argv[3].split(",")])' \
             "$SRC" "$GPU_REPO" "$gpus"
         repo="$GPU_REPO"

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from running import RunningStack, start_stack
 
-from logging_backend import config, launcher
+from logging_backend import config
+from logging_backend.stack import launcher
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,14 +6,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from logging_backend import metrics
+from logging_backend.insights import metrics
+from logging_backend.stack import query as stack_query
 
 LAND_TIMEOUT_S = 60.0
 
 
 def query_for(stack: Any) -> metrics.Query:
     """A Query on the running stack's store (through the collector's endpoint)."""
-    return metrics.settings_query(stack.settings)
+    return stack_query.settings_query(stack.settings)
 
 
 def wait_for(

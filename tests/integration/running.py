@@ -11,7 +11,8 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from clients.score import Event, ScoreResult, score_batch
-from logging_backend import config, launcher
+from logging_backend import config
+from logging_backend.stack import launcher
 
 STARTUP_TIMEOUT_S = 300.0  # the machines have 2 cores shared with other test runs
 

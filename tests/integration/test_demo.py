@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from logging_backend import config, launcher
+from logging_backend import config
+from logging_backend.stack import launcher
 
 
 def test_demo_runs_end_to_end_and_stops_its_stack(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import pytest
 from feedback_helpers import query_for, wait_for
 from tritonclient.utils import InferenceServerException
 
+from adapters.feedback import report_id
 from clients import feedback as fb
 from clients.score import generated_events
-from logging_backend.feedback import report_id
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _stagelog(home: Path, *args: str, timeout: float = 300) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STAGELOG_")}
     done = subprocess.run(
-        [sys.executable, "-m", "logging_backend.cli", *args, "--home", str(home)],
+        [sys.executable, "-m", "logging_backend.stack.cli", *args, "--home", str(home)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -21,8 +21,9 @@ import pytest
 from running import RunningStack, start_stack
 from tritonclient.utils import InferenceServerException
 
-from logging_backend import collector, launcher, query
+from logging_backend.collector import service as collector
 from logging_backend.config import Settings
+from logging_backend.stack import launcher, query
 from riskpipe.schema import CLASSES
 from training.generator import generate
 
@@ -187,7 +188,7 @@ def test_lineage_shows_every_stage_in_pipeline_order(logged) -> None:
     env = dict(os.environ, STAGELOG_HOME=str(stack.home), STAGELOG_DSN=stack.settings.dsn,
                COLUMNS="200")
     out = subprocess.run(
-        [sys.executable, "-m", "logging_backend.cli", "lineage", ids[0]], cwd=REPO, env=env,
+        [sys.executable, "-m", "logging_backend.stack.cli", "lineage", ids[0]], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     order = ["1 preprocess", "2 features", "3 forest", "3 logreg", "3 mlp", "4 aggregate"]

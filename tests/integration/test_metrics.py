@@ -12,7 +12,7 @@ from feedback_helpers import query_for, wait_for
 
 from clients import feedback as fb
 from clients.score import CLASSES
-from logging_backend import metrics
+from logging_backend.insights import metrics
 from training.generator import generate
 
 BATCH = 25

@@ -12,7 +12,9 @@ import pytest
 from running import RunningStack
 
 from clients.feedback import report_action
-from logging_backend import metrics, notes, query
+from logging_backend.insights import notes
+from logging_backend.stack import query
+from logging_backend.stack import query as stack_query
 from training.generator import generate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "queries.md"
@@ -45,7 +47,7 @@ def params(stack: RunningStack) -> dict[str, str]:
     events[2]["merchant_category"] = "spaceflight"
     request_id = f"doc-{uuid.uuid4().hex[:8]}"
     notes.add(
-        metrics.settings_query(stack.settings),
+        stack_query.settings_query(stack.settings),
         notes.make_note("event", f"doc test {request_id}", "queries.md check", "-1h",
                         None, "test", "pytest"),
     )

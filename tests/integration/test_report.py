@@ -67,7 +67,7 @@ def report_page(stack, tmp_path_factory):
              "WHERE request_id = {r:String}", {"r": rid}, lambda r: int(r[0]["n"]) >= 6)
     out = tmp_path_factory.mktemp("report") / "report.html"
     home = ["--home", str(stack.home)]
-    env_cli = [sys.executable, "-m", "logging_backend.cli"]
+    env_cli = [sys.executable, "-m", "logging_backend.stack.cli"]
     note = subprocess.run(
         [*env_cli, "note", "add", "--kind", "event", "--title", "Report test traffic",
          "--from", "-10m", "--tags", "test", *home],
@@ -105,7 +105,7 @@ def test_report_renders_in_headless_chromium(report_page, tmp_path):
 
 def test_metrics_command_prints_every_section_and_the_note(report_page, stack):
     done = subprocess.run(
-        [sys.executable, "-m", "logging_backend.cli", "metrics", "--home", str(stack.home)],
+        [sys.executable, "-m", "logging_backend.stack.cli", "metrics", "--home", str(stack.home)],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -13,8 +13,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from running import start_stack
 
-from logging_backend import launcher
 from logging_backend.errors import LauncherError
+from logging_backend.stack import launcher
 
 CONFIG = """
 name: "pipeline"

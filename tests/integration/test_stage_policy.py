@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from running import RunningStack, start_stack
 
-from logging_backend import launcher, query, store
+from logging_backend import store
+from logging_backend.stack import launcher, query
 from training.generator import generate
 
 REPO = Path(__file__).resolve().parents[2]

@@ -2,10 +2,10 @@
 
 import triton_python_backend_utils as pb_utils
 
-from riskpipe.triton_io import MemberModel
+from adapters.members import MemberModel
 
 
 class TritonPythonModel(MemberModel):
-    """Adapter shared by all members (riskpipe.triton_io.MemberModel, logic riskpipe.members)."""
+    """Adapter shared by all members (adapters.members.MemberModel, logic riskpipe.members)."""
 
     pb = pb_utils

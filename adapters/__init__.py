@@ -1,0 +1,1 @@
+"""Triton glue: the Python-backend adapters of the stages (imports riskpipe and capture)."""

@@ -1,0 +1,117 @@
+"""The stage logger's exporter: encode a batch of records and write it to the spool."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pyarrow as pa
+
+from logging_backend.capture.encode import encode
+from logging_backend.capture.records import ModelIdentity, Record
+from logging_backend.spool import layout
+
+_LOG = logging.getLogger("stagelog.spool")
+
+class SpoolExporter:
+    """Writes each batch as one spool segment (:mod:`logging_backend.spool.layout`).
+
+    Args:
+        spool_dir: ``$STAGELOG_HOME/spool``.
+        identity: Only the host is used (segment names); pid is read per write.
+        clock_ns: Source of the flush time in names (tests pin it).
+        compression: Arrow IPC buffer compression (``zstd``, ``lz4`` or ``None``); readers
+            (``pyarrow.ipc.open_stream``) decompress transparently. zstd makes a segment of
+            float tensors several times smaller and is cheaper than writing the raw bytes.
+        compress_min_bytes: Smaller tables are written uncompressed: compression is per Arrow
+            buffer, and for a flush of a few records its fixed cost per buffer is more than
+            the write it saves (measured: ~1.8 ms vs ~0.9 ms of CPU for 16 member records).
+    """
+
+    def __init__(
+        self,
+        spool_dir: str | Path,
+        identity: ModelIdentity | None = None,
+        clock_ns: Any = None,
+        compression: str | None = "zstd",
+        compress_min_bytes: int = 256 * 1024,
+    ) -> None:
+        import time
+
+        self.spool_dir = Path(spool_dir)
+        self.destination = str(self.spool_dir)
+        self._host = identity.host if identity else None
+        self._clock = clock_ns or time.time_ns
+        self._process = psutil.Process()
+        self._plain = pa.ipc.IpcWriteOptions()
+        self._compressed = pa.ipc.IpcWriteOptions(compression=compression)
+        self._compress_min = compress_min_bytes if compression else None
+        # pyarrow imports pandas on its first pa.array() (~0.3 s): pay it at model load,
+        # not in the flush thread while the first requests are served
+        pa.array([0])
+        self.segments_written = 0
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+
+    def export(self, batch: Sequence[Any]) -> None:
+        """Encode the batch and write its segment (raises on failure; the processor logs it)."""
+        try:
+            rss = self._process.memory_info().rss
+        except Exception:  # a failed sample must not lose the batch
+            rss = 0
+        gpu_mem = _sample_gpu_memory(batch)
+        tables = encode(batch, rss_bytes=rss, gpu_mem_bytes=gpu_mem)
+        if tables:
+            self.write_tables(tables)
+
+    def write_tables(self, tables: dict[str, pa.Table]) -> list[Path]:
+        """Write the tables of one flush as one segment.
+
+        Raises:
+            SpoolError: When a file cannot be written.
+        """
+        name = layout.segment_name(now_ns=self._clock(), host=self._host)
+        paths = []
+        for table, data in tables.items():
+            options = self._plain
+            if (
+                self._compress_min is not None
+                and data.get_total_buffer_size() >= self._compress_min
+            ):
+                options = self._compressed
+            paths.append(
+                layout.write_table_segment(self.spool_dir, table, data, name=name, options=options)
+            )
+            self.segments_written += 1
+        return paths
+
+    def write_segment(self, table: str, data: pa.Table) -> Path:
+        """Write one table as a segment of its own (samplers, tools)."""
+        return self.write_tables({table: data})[0]
+
+    def shutdown(self) -> None:
+        """Nothing to release: every segment is closed once written."""
+
+
+def _sample_gpu_memory(batch: Sequence[Any]) -> dict[int, int | None]:
+    """GPU memory once per logger with a GPU probe in this batch (flush thread only)."""
+    out: dict[int, int | None] = {}
+    for item in batch:
+        if not isinstance(item, Record):
+            continue
+        logger = item.logger
+        key = id(logger)
+        if key in out:
+            continue
+        probe = getattr(logger, "gpu_probe", None)
+        if probe is None:
+            out[key] = None
+            continue
+        try:
+            out[key] = probe.memory_bytes()
+        except Exception:
+            _LOG.exception("stagelog: GPU memory sample failed; gpu_mem_bytes left NULL")
+            out[key] = None
+    return out

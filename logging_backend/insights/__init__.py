@@ -1,0 +1,1 @@
+"""The insights room: reads the store (metrics, drift, notes, report, lineage)."""

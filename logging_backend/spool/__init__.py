@@ -1,0 +1,1 @@
+"""The spool room: the seam between stage processes and the collector (format only)."""

@@ -1,0 +1,310 @@
+"""The spool on disk: segment names, atomic writes, reading, manifests, name checks.
+
+The only code that knows how the seam between stage processes (writers) and the collector
+(reader) looks on disk; both sides import it. docs/architecture.md ("Spool") describes it.
+
+- A segment holds the tables of one flush of one process. Today's format (v1) is one Arrow IPC
+  stream file per table: ``<spool>/<table>/<name>.arrow``, every table of one flush under the
+  same ``<name>``; ``<name>`` is ``<unix_ns>-<host>-<pid>-<seq>`` (19-digit time, so names sort
+  by time; one sequence counter per process, so names never repeat on one host).
+- Writes are atomic: ``<file>.tmp``, then ``os.rename``. Readers only see complete files.
+- Every name read back from disk (a directory entry, a manifest's list) passes
+  :func:`check_name` / :func:`check_table` before it is joined to a path, so nothing outside
+  the spool is ever read, moved or deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from logging_backend.errors import SpoolError
+
+SEGMENT_SUFFIX = ".arrow"
+TMP_SUFFIX = ".tmp"
+MANIFEST_PREFIX = ".batch-"
+MANIFEST_SUFFIX = ".json"
+REJECTED_DIR = ".rejected"
+ORPHAN_TMP_AGE_S = 600.0  # a *.tmp older than this belongs to a writer that stopped
+
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_SEGMENT_NAME = re.compile(r"^[0-9]{19}-[A-Za-z0-9_.]{1,255}-[0-9]{1,10}-[0-9]{8,}\.arrow$")
+_MANIFEST_NAME = re.compile(r"^\.batch-[0-9a-f]{8,64}\.json$")
+_HOST_UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
+
+_seq = itertools.count()
+_seq_lock = threading.Lock()
+
+
+# -- names ---------------------------------------------------------------------------------
+
+
+def host_name(host: str | None = None) -> str:
+    """A host name as it appears in segment names (``[A-Za-z0-9_.]`` only)."""
+    name = _HOST_UNSAFE.sub("_", socket.gethostname() if host is None else host)
+    return name.strip(".") or "host"
+
+
+def segment_name(now_ns: int | None = None, host: str | None = None) -> str:
+    """A new segment file name ``<unix_ns>-<host>-<pid>-<seq>.arrow``, unique on this host."""
+    with _seq_lock:
+        seq = next(_seq)
+    stamp = time.time_ns() if now_ns is None else now_ns
+    return f"{stamp:019d}-{host_name(host)}-{os.getpid()}-{seq:08d}{SEGMENT_SUFFIX}"
+
+
+def check_table(table: str) -> str:
+    """``table`` when it is a valid spool table (folder) name.
+
+    Raises:
+        SpoolError: it is not (``..``, a path, upper case, too long, ...).
+    """
+    if not isinstance(table, str) or not _TABLE_NAME.match(table):
+        raise SpoolError(f"invalid spool table name {table!r}")
+    return table
+
+
+def check_name(name: str) -> str:
+    """``name`` when it is a valid segment file name (no path, no ``..``).
+
+    Raises:
+        SpoolError: it is not.
+    """
+    if not isinstance(name, str) or not _SEGMENT_NAME.match(name):
+        raise SpoolError(f"invalid spool segment name {name!r}")
+    return name
+
+
+def is_segment_name(name: str) -> bool:
+    """Whether ``name`` is a complete segment's file name."""
+    return bool(_SEGMENT_NAME.match(name))
+
+
+def is_manifest_name(name: str) -> bool:
+    """Whether ``name`` is a batch manifest's file name."""
+    return bool(_MANIFEST_NAME.match(name))
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def write_table_segment(
+    spool_dir: str | Path,
+    table: str,
+    data: pa.Table,
+    name: str | None = None,
+    options: pa.ipc.IpcWriteOptions | None = None,
+) -> Path:
+    """Write ``data`` as the ``table`` part of a segment, atomically (tmp + rename).
+
+    Args:
+        spool_dir: ``$STAGELOG_HOME/spool``.
+        table: the ClickHouse table (``stagelog.<table>``).
+        data: rows; column names are the table's column names.
+        name: the segment's file name; a fresh :func:`segment_name` by default.
+        options: Arrow IPC write options (compression).
+
+    Returns:
+        The path of the complete file.
+
+    Raises:
+        SpoolError: an invalid name, or the file cannot be written.
+    """
+    directory = Path(spool_dir) / check_table(table)
+    final = directory / check_name(name or segment_name())
+    tmp = final.with_name(final.name + TMP_SUFFIX)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with pa.OSFile(str(tmp), "wb") as sink:
+            with pa.ipc.new_stream(sink, data.schema, options=options) as writer:
+                writer.write_table(data)
+        os.rename(tmp, final)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise SpoolError(f"cannot write spool segment {final}: {exc}") from exc
+    return final
+
+
+def write_segment(
+    spool_dir: str | Path,
+    tables: Mapping[str, pa.Table],
+    name: str | None = None,
+    options: pa.ipc.IpcWriteOptions | None = None,
+) -> list[Path]:
+    """Write the tables of one flush as one segment (v1: one file per table, one name).
+
+    Returns:
+        The files written, in the order of ``tables``.
+    """
+    name = name or segment_name()
+    return [
+        write_table_segment(spool_dir, table, data, name=name, options=options)
+        for table, data in tables.items()
+    ]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file (manifest, state) atomically and durably."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.rename(tmp, path)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """One complete segment file in the spool."""
+
+    table: str
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """The file name."""
+        return self.path.name
+
+    @property
+    def size(self) -> int:
+        """Bytes on disk (0 when it is gone)."""
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+
+def tables(spool_dir: str | Path) -> list[str]:
+    """Table folders present in the spool."""
+    root = Path(spool_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _TABLE_NAME.match(p.name))
+
+
+def table_segments(spool_dir: str | Path, table: str) -> list[Path]:
+    """Complete segment files of ``table``, oldest first (names sort by time)."""
+    directory = Path(spool_dir) / check_table(table)
+    if not directory.is_dir():
+        return []
+    return sorted(
+        (p for p in directory.iterdir() if _SEGMENT_NAME.match(p.name)), key=lambda p: p.name
+    )
+
+
+def list_segments(spool_dir: str | Path) -> list[SegmentRef]:
+    """Every complete segment file in the spool, oldest first."""
+    refs = [SegmentRef(t, p) for t in tables(spool_dir) for p in table_segments(spool_dir, t)]
+    return sorted(refs, key=lambda r: (r.name, r.table))
+
+
+def read_table_segment(path: str | Path) -> pa.Table:
+    """Read one table's segment file.
+
+    Raises:
+        SpoolError: it is not a readable Arrow IPC stream.
+    """
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            return pa.ipc.open_stream(source).read_all()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SpoolError(f"unreadable spool segment {path}: {exc}") from exc
+
+
+def read_segment(path: str | Path) -> dict[str, pa.Table]:
+    """Read a segment file: table name → rows (v1: the table is the file's folder)."""
+    path = Path(path)
+    return {check_table(path.parent.name): read_table_segment(path)}
+
+
+def segment_tables(path: str | Path) -> list[str]:
+    """The tables a segment file holds, without decoding it."""
+    return [check_table(Path(path).parent.name)]
+
+
+def count_rows(path: str | Path) -> int:
+    """Rows in a segment file (0 when it cannot be read)."""
+    try:
+        return sum(t.num_rows for t in read_segment(path).values())
+    except SpoolError:
+        return 0
+
+
+def orphan_tmp_files(spool_dir: str | Path, table: str) -> list[Path]:
+    """Unfinished segment files (``*.arrow.tmp``) of ``table``."""
+    directory = Path(spool_dir) / check_table(table)
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.iterdir() if p.name.endswith(SEGMENT_SUFFIX + TMP_SUFFIX)]
+
+
+# -- manifests -----------------------------------------------------------------------------
+
+
+def batch_token(table: str, names: Iterable[str]) -> str:
+    """The insert_deduplication_token of a batch: sha256 of the table and its segment names."""
+    digest = hashlib.sha256(table.encode())
+    for name in names:
+        digest.update(b"\n" + name.encode())
+    return digest.hexdigest()
+
+
+def manifest_path(spool_dir: str | Path, table: str, token: str) -> Path:
+    """Where the manifest of the batch with ``token`` lives."""
+    return Path(spool_dir) / check_table(table) / f"{MANIFEST_PREFIX}{token[:32]}{MANIFEST_SUFFIX}"
+
+
+def manifests(spool_dir: str | Path, table: str) -> list[Path]:
+    """Manifests of ``table``'s batches that were being shipped when a run stopped."""
+    directory = Path(spool_dir) / check_table(table)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _MANIFEST_NAME.match(p.name))
+
+
+def write_manifest(
+    spool_dir: str | Path, table: str, token: str, names: list[str], **meta: Any
+) -> Path:
+    """Write a batch manifest (segment names in order, the token, extra fields) atomically."""
+    for name in names:
+        check_name(name)
+    path = manifest_path(spool_dir, table, token)
+    atomic_write_text(path, json.dumps({"token": token, "segments": names, **meta}))
+    return path
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read a manifest; every segment name in it is checked.
+
+    Raises:
+        SpoolError: it is unreadable, malformed, or names anything but a segment file.
+    """
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+        names = info["segments"]
+        token = str(info["token"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SpoolError(f"unreadable batch manifest {path}: {exc}") from exc
+    if not isinstance(names, list):
+        raise SpoolError(f"batch manifest {path}: 'segments' is not a list")
+    info["segments"] = [check_name(n) for n in names]
+    info["token"] = token
+    return info

@@ -1,0 +1,148 @@
+"""The Arrow schema of every spool table: one place, tested against the migrations.
+
+Column names are the ClickHouse column names of ``stagelog.<table>``; a segment may carry a
+subset (missing columns take the table's defaults). ``tests/unit/spool/test_schemas.py``
+checks every schema here against the columns the migrations create.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+_TS = pa.timestamp("us", tz="UTC")
+_STR = pa.string()
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "stage_events": pa.schema(
+        [
+            ("ts", _TS),
+            ("request_id", _STR),
+            ("rows", pa.uint32()),
+            ("stage", _STR),
+            ("model_name", _STR),
+            ("model_version", _STR),
+            ("triton_version", _STR),
+            ("artifact_sha256", _STR),
+            ("status", _STR),
+            ("error", _STR),
+            ("wall_ms", pa.float64()),
+            ("cpu_ms", pa.float64()),
+            ("gpu_ms", pa.float64()),
+            ("device", _STR),
+            ("gpu_mem_bytes", pa.uint64()),
+            ("rss_bytes", pa.uint64()),
+            ("host", _STR),
+            ("pid", pa.uint32()),
+            ("instance", _STR),
+            ("policy", _STR),
+            ("attributes", pa.map_(_STR, _STR)),
+        ]
+    ),
+    "stage_tensors": pa.schema(
+        [
+            ("ts", _TS),
+            ("request_id", _STR),
+            ("stage", _STR),
+            ("model_version", _STR),
+            ("direction", _STR),
+            ("name", _STR),
+            ("dtype", _STR),
+            ("shape", pa.list_(pa.uint32())),
+            ("values_f64", pa.list_(pa.float64())),
+            ("values_str", pa.list_(pa.binary())),
+            ("summary", pa.map_(_STR, pa.float64())),
+            ("policy", _STR),
+        ]
+    ),
+    "predictions": pa.schema(
+        [
+            ("ts", _TS),
+            ("request_id", _STR),
+            ("row", pa.uint32()),
+            ("stage", _STR),
+            ("model", _STR),
+            ("model_version", _STR),
+            ("class_probs", pa.map_(_STR, pa.float32())),
+            ("probs", pa.list_(pa.float32())),
+            ("predicted_class", _STR),
+            ("decision", _STR),
+        ]
+    ),
+    "model_versions": pa.schema(
+        [
+            ("ts", _TS),
+            ("model_name", _STR),
+            ("model_version", _STR),
+            ("artifact_sha256", _STR),
+            ("triton_version", _STR),
+            ("model_card", _STR),
+            ("host", _STR),
+            ("pid", pa.uint32()),
+            ("instance", _STR),
+            ("device", _STR),
+            ("artifacts", pa.map_(_STR, _STR)),
+            ("model_config", _STR),
+        ]
+    ),
+    "logging_policy": pa.schema(
+        [
+            ("ts", _TS),
+            ("stage", _STR),
+            ("model_name", _STR),
+            ("policy", _STR),
+            ("sample_rate", pa.float32()),
+            ("reason", _STR),
+            ("host", _STR),
+            ("pid", pa.uint32()),
+            ("scope", _STR),
+            ("dropped", pa.uint64()),
+        ]
+    ),
+}
+
+# Reports of the `feedback` model (migration 0002): the same columns in both tables.
+_REPORT = pa.schema(
+    [
+        ("ts", _TS),
+        ("request_id", _STR),
+        ("row", pa.uint32()),
+        ("value", _STR),
+        ("detail", _STR),
+        ("report_id", _STR),
+    ]
+)
+SCHEMAS["actions"] = _REPORT
+SCHEMAS["labels"] = _REPORT
+
+SCHEMAS["system_samples"] = pa.schema(
+    [
+        ("ts", _TS),
+        ("host", _STR),
+        ("pid", pa.uint32()),
+        ("source", _STR),
+        ("cpu_percent", pa.float32()),
+        ("rss_bytes", pa.uint64()),
+        ("gpu_index", pa.uint8()),
+        ("gpu_util", pa.float32()),
+        ("gpu_mem_used", pa.uint64()),
+        ("gpu_mem_total", pa.uint64()),
+        ("power_w", pa.float32()),
+        ("temperature_c", pa.float32()),
+    ]
+)
+
+# The collector's counted drops (migration 0006).
+SCHEMAS["spool_drops"] = pa.schema(
+    [
+        ("ts", _TS),
+        ("host", _STR),
+        ("target_table", _STR),
+        ("segments", pa.uint32()),
+        ("rows", pa.uint64()),
+        ("bytes", pa.uint64()),
+        ("reason", _STR),
+        ("detail", _STR),
+    ]
+)
+
+

@@ -1,0 +1,1 @@
+"""The stack room, top floor: launcher, Triton command line, CLI. Nothing imports it."""

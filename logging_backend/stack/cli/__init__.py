@@ -1,0 +1,240 @@
+"""The `stagelog` command line: each command is a thin wrapper over a module function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from logging_backend.errors import StagelogError
+
+app = typer.Typer(
+    help="Log every arrow of a Triton pipeline into ClickHouse.", no_args_is_help=True
+)
+
+# Commands are added below, one section per owning module (see docs/architecture.md).
+
+
+# --------------------------------------------------------------------------- up / down / status
+# Owner: the launcher (logging_backend/launcher.py).
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="State directory (default: $STAGELOG_HOME or ./.stagelog)."),
+]
+
+
+def _die(exc: Exception) -> NoReturn:
+    """Print a stagelog error as one plain message and exit 1 (no traceback)."""
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def up(
+    home: HomeOption = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 8001).")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (default 8000).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Metrics port (default 8002).")] = None,
+    no_logging: Annotated[
+        bool, typer.Option("--no-logging", help="Serve the same models, instrumentation off.")
+    ] = False,
+    model_repository: Annotated[
+        Path | None, typer.Option(help="Model repository (default: the repo's model_repository).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 120.0,
+    extra_triton_arg: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra tritonserver argument, repeatable (e.g. --trace-config=...)."),
+    ] = None,
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help="Run the stages on the GPU (STAGELOG_DEVICE=gpu).")
+    ] = False,
+) -> None:
+    """Start the collector and Triton in the background; return once `pipeline` is ready."""
+    from logging_backend import config
+    from logging_backend.stack import launcher
+
+    try:
+        settings = config.load(
+            home=home,
+            grpc_port=grpc_port,
+            http_port=http_port,
+            metrics_port=metrics_port,
+            logging=False if no_logging else None,
+            device="gpu" if gpu else None,
+        )
+        stack = launcher.up(
+            settings,
+            model_repository=model_repository,
+            timeout=timeout,
+            extra_triton_args=extra_triton_arg or (),
+        )
+    except StagelogError as exc:
+        _die(exc)
+    logging_state = "on" if stack.logging else "off"
+    typer.echo(
+        f"ready: tritonserver {stack.triton_version} (pid {stack.triton_pid}) "
+        f"gRPC {stack.grpc_url}, HTTP {stack.http_url}, metrics 127.0.0.1:{stack.metrics_port}; "
+        f"logging {logging_state}"
+    )
+    if stack.collector_pid:
+        typer.echo(f"collector pid {stack.collector_pid}, queries at {stack.query_url}")
+    typer.echo(f"home {stack.home}; stop with: stagelog down --home {stack.home}")
+
+
+@app.command()
+def down(home: HomeOption = None) -> None:
+    """Stop what `up` started in this home: Triton first, then the collector (it drains)."""
+    from logging_backend import config
+    from logging_backend.stack import launcher
+
+    try:
+        stopped = launcher.down(config.load(home=home))
+    except StagelogError as exc:
+        _die(exc)
+    if not stopped:
+        typer.echo("nothing was running")
+    for name, pid in stopped.items():
+        typer.echo(f"stopped {name} (pid {pid})")
+
+
+@app.command()
+def status(home: HomeOption = None) -> None:
+    """Say what runs in this home: pids, ports, and whether `pipeline` is ready."""
+    from logging_backend import config
+    from logging_backend.stack import launcher
+
+    try:
+        report = launcher.status(config.load(home=home))
+    except StagelogError as exc:
+        _die(exc)
+    typer.echo(f"home {report.home}")
+    for name, pid in report.pids.items():
+        typer.echo(f"{name}: " + (f"running (pid {pid})" if pid else "not running"))
+    if report.stack:
+        stack = report.stack
+        typer.echo(
+            f"ports: gRPC 127.0.0.1:{stack['grpc_port']}, HTTP {stack['http_port']}, "
+            f"metrics {stack['metrics_port']}; logging {'on' if stack['logging'] else 'off'}; "
+            f"tritonserver {stack['triton_version']}"
+        )
+        if stack.get("query_url"):
+            typer.echo(f"collector queries at {stack['query_url']}")
+    typer.echo("ready: " + ("yes" if report.ready else "no"))
+    if not report.running:
+        raise typer.Exit(3)
+
+
+# ------------------------------------------------------------ migrate / sql / lineage / ingest
+# Owner: the store (logging_backend/store.py, query.py, collector.py).
+
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="Bound parameter KEY=VALUE for {KEY:Type} in the query."),
+]
+
+
+@app.command()
+def migrate(home: HomeOption = None) -> None:
+    """Apply pending schema migrations to the store of this home (STAGELOG_DSN)."""
+    from logging_backend import config
+    from logging_backend.stack import query
+
+    try:
+        applied = query.migrate(config.load(home=home))
+    except StagelogError as exc:
+        _die(exc)
+    if applied is None:
+        typer.echo("the running collector holds the store and applied migrations at start")
+    elif applied:
+        typer.echo("applied: " + ", ".join(applied))
+    else:
+        typer.echo("schema is up to date")
+
+
+@app.command()
+def sql(
+    query_text: Annotated[str, typer.Argument(metavar="QUERY", help="One SQL statement.")],
+    param: ParamOption = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f",
+            help="table, csv, tsv, json, jsonl, or a ClickHouse output format (TSV, Pretty...).",
+        ),
+    ] = "table",
+    home: HomeOption = None,
+) -> None:
+    """Run SQL against the store (through the collector while it runs, else directly)."""
+    import sys
+
+    from rich.console import Console
+
+    from logging_backend import config
+    from logging_backend.stack import query
+
+    try:
+        settings = config.load(home=home)
+        result = query.execute(settings, query_text, query.parse_params(param), fmt)
+    except StagelogError as exc:
+        _die(exc)
+    if fmt == "table":
+        query.render_table(result, Console())
+    else:
+        sys.stdout.buffer.write(result)
+        sys.stdout.buffer.flush()
+
+
+@app.command()
+def lineage(
+    request_id: Annotated[str, typer.Argument(help="The request id (REQUEST_ID of the reply).")],
+    full: Annotated[bool, typer.Option("--full", help="Print long values whole.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Show every arrow of one request in pipeline order."""
+    from rich.console import Console
+
+    from logging_backend import config
+    from logging_backend.stack import query
+
+    try:
+        settings = config.load(home=home)
+        found = query.lineage(settings, request_id, Console(), None if full else 600)
+    except StagelogError as exc:
+        _die(exc)
+    if not found:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    directory: Annotated[Path, typer.Argument(help="A spool directory or a home with spool/.")],
+    home: HomeOption = None,
+) -> None:
+    """Load spool segments brought from another machine into this home's store."""
+    from logging_backend import config
+    from logging_backend.stack.ingest import ingest as ingest_segments
+
+    try:
+        result = ingest_segments(config.load(home=home), directory)
+    except StagelogError as exc:
+        _die(exc)
+    typer.echo(f"ingested {result['segments']} segments")
+
+
+# ------------------------------------------------------ note / baseline / metrics / report
+# Owner: feedback, notes and metrics (logging_backend/cli_insights.py).
+from logging_backend.stack.cli.insights import register as _register_insights  # noqa: E402
+
+_register_insights(app)
+
+
+def main() -> None:
+    """Entry point of the `stagelog` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

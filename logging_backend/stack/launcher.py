@@ -1,0 +1,731 @@
+"""Start, stop and inspect the local stack: the collector and Triton Inference Server.
+
+`up` finds a ``tritonserver`` binary (``STAGELOG_TRITONSERVER``, then ``PATH``, then the one
+bundled in the ``nvidia-pytriton`` wheel), prepares a Python-backend folder under
+``$STAGELOG_HOME/backends`` with the stub for the running Python, starts the collector (unless
+logging is off) and then the server bound to 127.0.0.1, and returns once the server and the
+``pipeline`` model are ready. Everything it starts is recorded under ``$STAGELOG_HOME``
+(``pids/``, ``logs/``, ``run/``) so that `down` and `status` find it from another process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from logging_backend import config
+from logging_backend.config import REPO_ROOT, Settings
+from logging_backend.errors import LauncherError
+
+LOG = logging.getLogger(__name__)
+
+TRITON = "tritonserver"
+COLLECTOR = "collector"
+# Order matters: `down` stops the server first so that the collector can drain what it spooled.
+PROCESSES = (TRITON, COLLECTOR)
+
+DEFAULT_MODEL_REPOSITORY = REPO_ROOT / "model_repository"
+DEFAULT_READY_MODEL = "pipeline"
+DEFAULT_TIMEOUT_S = 120.0
+TRITON_STOP_TIMEOUT_S = 30.0
+COLLECTOR_STOP_TIMEOUT_S = 60.0
+LOG_TAIL_LINES = 40
+
+BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
+STUB = "triton_python_backend_stub"
+COLLECTOR_MODULE = "logging_backend.collector"
+# Packages of this repository that model.py files import (linked into the backend folder).
+STUB_PACKAGES = ("logging_backend", "adapters", "riskpipe", "training")
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def wheel_triton_dir() -> Path | None:
+    """Return ``pytriton/tritonserver`` of the installed nvidia-pytriton wheel, if any."""
+    try:
+        import pytriton  # noqa: PLC0415 - optional: only its files are used
+    except ImportError:
+        return None
+    path = Path(pytriton.__file__).resolve().parent / "tritonserver"
+    return path if path.is_dir() else None
+
+
+def find_tritonserver(
+    env: Mapping[str, str] | None, wheel_dir: Path | None, explicit: str | None = None
+) -> Path:
+    """Find the tritonserver binary: ``STAGELOG_TRITONSERVER``, then ``PATH``, then the wheel.
+
+    Args:
+        env: Environment to read ``PATH`` (and, without ``explicit``, ``STAGELOG_TRITONSERVER``)
+            from (default: os.environ).
+        wheel_dir: The wheel's ``tritonserver`` folder (`wheel_triton_dir`), or None.
+        explicit: ``Settings.tritonserver``; wins over ``env``.
+
+    Returns:
+        The absolute path of an executable tritonserver.
+
+    Raises:
+        LauncherError: If ``STAGELOG_TRITONSERVER`` names no executable file, or none is found.
+    """
+    env = os.environ if env is None else env
+    if explicit is None:
+        explicit = config.load(tritonserver=env.get(config.TRITONSERVER) or "").tritonserver
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise LauncherError(f"{config.TRITONSERVER}={explicit!r} is not an executable file")
+        return path.resolve()
+    on_path = shutil.which(TRITON, path=env.get("PATH", ""))
+    if on_path:
+        return Path(on_path).resolve()
+    if wheel_dir is not None:
+        bundled = wheel_dir / "bin" / TRITON
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return bundled.resolve()
+    raise LauncherError(
+        f"no tritonserver found: set {config.TRITONSERVER}, put one on PATH, "
+        "or install nvidia-pytriton (pip install -e .)"
+    )
+
+
+def backend_sources(binary: Path, wheel_dir: Path | None) -> tuple[Path, Path]:
+    """Return (Python backend folder, stub) to use with ``binary``.
+
+    A tritonserver installed the classic way (``/opt/tritonserver/bin``) has
+    ``../backends/python`` next to it, stub included; otherwise the wheel provides the backend
+    and one stub per Python version.
+
+    Args:
+        binary: The tritonserver binary.
+        wheel_dir: The wheel's ``tritonserver`` folder (`wheel_triton_dir`), or None.
+
+    Raises:
+        LauncherError: If no Python backend or no stub for the running Python is found.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates: list[tuple[Path, Path]] = []
+    sibling = binary.resolve().parent.parent / "backends" / "python"
+    candidates.append((sibling, sibling / STUB))
+    if wheel_dir is not None:
+        candidates.append(
+            (
+                wheel_dir / "backends" / "python",
+                wheel_dir / "python_backend_stubs" / version / STUB,
+            )
+        )
+    for backend, stub in candidates:
+        if all((backend / name).is_file() for name in BACKEND_FILES) and stub.is_file():
+            return backend, stub
+    looked = ", ".join(f"{b} + {s}" for b, s in candidates)
+    raise LauncherError(
+        f"no Python backend with a stub for Python {version} found (looked at: {looked})"
+    )
+
+
+def library_path(binary: Path, wheel_dir: Path | None, current: str = "") -> str:
+    """Return ``LD_LIBRARY_PATH`` for tritonserver: the wheel's bundled libraries first."""
+    dirs: list[str] = []
+    if wheel_dir is not None:
+        libs = wheel_dir.parent.parent / "nvidia_pytriton.libs"
+        if libs.is_dir():
+            dirs.append(str(libs))
+    lib = binary.resolve().parent.parent / "lib"
+    if lib.is_dir():
+        dirs.append(str(lib))
+    dirs.extend(p for p in current.split(":") if p and p not in dirs)
+    return ":".join(dirs)
+
+
+def _link(target: Path, source: Path) -> None:
+    """Make ``target`` a symlink to ``source`` (a copy where symlinks are impossible)."""
+    source = source.resolve()
+    if target.is_symlink() and Path(os.readlink(target)) == source:
+        return
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.is_dir():
+        shutil.rmtree(target)
+    try:
+        target.symlink_to(source)
+    except OSError:
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+
+
+def prepare_backend_dir(
+    home: Path, backend: Path, stub: Path, packages_root: Path | None = REPO_ROOT
+) -> Path:
+    """Fill ``home/backends/python`` with the Python backend and the stub; return ``home/backends``.
+
+    Symlinks keep the stub's ``$ORIGIN``-relative library lookup working; where symlinks are not
+    possible, the files are copied. The repository's packages the stages import
+    (`STUB_PACKAGES`) are linked there too: Triton's stub starts its interpreter without reading
+    ``PYTHONPATH`` (its ``sys.path`` is the virtualenv's plus the model and backend folders), so
+    this is what makes the stubs run the same code as the launcher, even when the virtualenv's
+    editable install points at another checkout.
+
+    Args:
+        home: The STAGELOG_HOME.
+        backend: Folder holding the files of `BACKEND_FILES`.
+        stub: The stub binary for the running Python.
+        packages_root: Where `STUB_PACKAGES` live (None links none).
+    """
+    backends = home / "backends"
+    target_dir = backends / "python"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    sources = {name: backend / name for name in BACKEND_FILES}
+    sources[STUB] = stub
+    if packages_root is not None:
+        for package in STUB_PACKAGES:
+            if (packages_root / package / "__init__.py").is_file():
+                sources[package] = packages_root / package
+    for name, source in sources.items():
+        _link(target_dir / name, source)
+    return backends
+
+
+def triton_version(binary: Path, env: Mapping[str, str]) -> str:
+    """Ask the binary for its version without opening a port.
+
+    Started on a model repository that does not exist and with every endpoint off, tritonserver
+    prints its option table (``server_version``) and exits at once.
+
+    Raises:
+        LauncherError: If the binary cannot run or prints no version.
+    """
+    missing = Path("/nonexistent-stagelog-version-probe")
+    command = [
+        str(binary),
+        f"--model-repository={missing}",
+        "--allow-http=false",
+        "--allow-grpc=false",
+        "--allow-metrics=false",
+    ]
+    try:
+        done = subprocess.run(
+            command, env=dict(env), capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LauncherError(f"cannot run {binary}: {exc}") from exc
+    match = re.search(r"server_version\s*\|\s*([0-9][\w.\-]*)", done.stdout + done.stderr)
+    if not match:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-LOG_TAIL_LINES:])
+        raise LauncherError(f"{binary} printed no server_version; its output:\n{tail}")
+    return match.group(1)
+
+
+# --------------------------------------------------------------------------- state files
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.pids_dir / f"{name}.pid"
+
+
+def _log_file(settings: Settings, name: str) -> Path:
+    return settings.logs_dir / f"{name}.log"
+
+
+def run_dir(settings: Settings) -> Path:
+    """Where the stack writes what other processes need to find it (stack.json, collector.json)."""
+    return settings.home / "run"
+
+
+def collector_file(settings: Settings) -> Path:
+    """The file the collector writes once it is ready (``pid``, ``query_url``, ...)."""
+    return run_dir(settings) / "collector.json"
+
+
+def _stack_file(settings: Settings) -> Path:
+    return run_dir(settings) / "stack.json"
+
+
+def _matches(proc: psutil.Process, name: str) -> bool:
+    """Whether a live process is the one we started (guards against a reused pid)."""
+    try:
+        cmdline = " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    if name == TRITON:
+        return TRITON in cmdline
+    return COLLECTOR_MODULE in cmdline
+
+
+def running_pid(settings: Settings, name: str) -> int | None:
+    """Return the pid of ``name`` if its pid file names a live process of that kind."""
+    path = _pid_file(settings, name)
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.NoSuchProcess:
+        return None
+    return pid if _matches(proc, name) else None
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """Return the last ``lines`` lines of a log file ('' if it does not exist)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``host:port`` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Same option the server sets, so a port in TIME_WAIT is not reported as taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct ports free on 127.0.0.1 right now (for tests and benchmarks)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def check_ports(settings: Settings) -> None:
+    """Refuse ports that collide with each other or are already taken.
+
+    Raises:
+        LauncherError: Naming the port and its role.
+    """
+    ports = {
+        "gRPC": settings.grpc_port,
+        "HTTP": settings.http_port,
+        "metrics": settings.metrics_port,
+    }
+    if len(set(ports.values())) != len(ports):
+        raise LauncherError(f"ports must differ: {ports}")
+    for role, port in ports.items():
+        if not port_free(port):
+            raise LauncherError(
+                f"{role} port {port} on 127.0.0.1 is already in use; stop what uses it or "
+                f"choose another with --{role.lower()}-port / STAGELOG_{role.upper()}_PORT"
+            )
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def stack_env(
+    settings: Settings,
+    binary: Path,
+    version: str,
+    base: Mapping[str, str] | None = None,
+    wheel_dir: Path | None = None,
+) -> dict[str, str]:
+    """Build the environment of tritonserver and the collector (the stubs inherit it).
+
+    The virtualenv's ``bin`` comes first on ``PATH`` (the stub finds numpy through it), the
+    repository root first on ``PYTHONPATH`` (``model.py`` imports ``riskpipe`` and
+    ``logging_backend``), and every ``STAGELOG_*`` setting is exported explicitly.
+    """
+    env = dict(os.environ if base is None else base)
+    venv_bin = str(Path(sys.prefix) / "bin")
+    env["PATH"] = ":".join([venv_bin] + [p for p in env.get("PATH", "").split(":") if p])
+    env["LD_LIBRARY_PATH"] = library_path(binary, wheel_dir, env.get("LD_LIBRARY_PATH", ""))
+    pythonpath = [str(REPO_ROOT)] + [
+        p for p in env.get("PYTHONPATH", "").split(":") if p and p != str(REPO_ROOT)
+    ]
+    env["PYTHONPATH"] = ":".join(pythonpath)
+    env.update(
+        {
+            config.HOME: str(settings.home),
+            config.DSN: settings.dsn,
+            config.GRPC_PORT: str(settings.grpc_port),
+            config.HTTP_PORT: str(settings.http_port),
+            config.METRICS_PORT: str(settings.metrics_port),
+            config.LOGGING: "on" if settings.logging else "off",
+            config.FLUSH_MS: str(settings.flush_ms),
+            config.SPOOL_BUDGET_MB: str(settings.spool_budget_mb),
+            config.DEVICE: settings.device,
+            config.TRITONSERVER: str(binary),
+            config.TRITON_VERSION: version,
+        }
+    )
+    return env
+
+
+def triton_command(
+    settings: Settings,
+    binary: Path,
+    model_repository: Path,
+    backend_dir: Path,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """Return the tritonserver command line: every endpoint on 127.0.0.1, our backend folder."""
+    return [
+        str(binary),
+        f"--model-repository={model_repository}",
+        f"--backend-directory={backend_dir}",
+        "--grpc-address=127.0.0.1",
+        f"--grpc-port={settings.grpc_port}",
+        "--http-address=127.0.0.1",
+        f"--http-port={settings.http_port}",
+        "--metrics-address=127.0.0.1",
+        f"--metrics-port={settings.metrics_port}",
+        "--allow-gpu-metrics=false",
+        "--strict-readiness=true",
+        "--exit-timeout-secs=20",
+        *extra_args,
+    ]
+
+
+# --------------------------------------------------------------------------- up / down / status
+
+
+@dataclass
+class Stack:
+    """What `up` started, as written to ``run/stack.json``."""
+
+    home: str
+    dsn: str
+    grpc_port: int
+    http_port: int
+    metrics_port: int
+    logging: bool
+    device: str
+    model_repository: str
+    tritonserver: str
+    triton_version: str
+    triton_pid: int
+    collector_pid: int | None = None
+    query_url: str | None = None
+    started_at: float = field(default_factory=time.time)
+    extra_triton_args: list[str] = field(default_factory=list)
+
+    @property
+    def grpc_url(self) -> str:
+        """``host:port`` for ``tritonclient.grpc``."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of Triton's HTTP endpoint."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local URL
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def server_ready(http_port: int, model: str | None = DEFAULT_READY_MODEL) -> bool:
+    """Whether Triton reports ready (and ``model`` ready, if given) on ``http_port``."""
+    base = f"http://127.0.0.1:{http_port}/v2"
+    if not _http_ok(f"{base}/health/ready"):
+        return False
+    return model is None or _http_ok(f"{base}/models/{model}/ready")
+
+
+def _start(
+    settings: Settings, name: str, command: list[str], env: Mapping[str, str]
+) -> subprocess.Popen:
+    log_path = _log_file(settings, name)
+    if log_path.exists():
+        log_path.replace(log_path.with_suffix(".log.1"))
+    with open(log_path, "wb") as log:
+        # A new session: the stack outlives `stagelog up` and a Ctrl-C in its terminal, and
+        # `down` can signal the whole process group (Triton's stub processes included).
+        proc = subprocess.Popen(  # noqa: S603 - command built from resolved paths
+            command,
+            env=dict(env),
+            cwd=str(settings.home),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _pid_file(settings, name).write_text(f"{proc.pid}\n")
+    LOG.info("started %s (pid %d), log %s", name, proc.pid, log_path)
+    return proc
+
+
+def _fail(settings: Settings, name: str, message: str) -> LauncherError:
+    log_path = _log_file(settings, name)
+    tail = log_tail(log_path)
+    down(settings)
+    detail = f"\n--- last lines of {log_path} ---\n{tail}" if tail else f" ({log_path} is empty)"
+    return LauncherError(f"{message}{detail}")
+
+
+def _start_collector(
+    settings: Settings, env: Mapping[str, str], deadline: float
+) -> tuple[int, str | None]:
+    ready_file = collector_file(settings)
+    ready_file.unlink(missing_ok=True)
+    proc = _start(settings, COLLECTOR, [sys.executable, "-m", COLLECTOR_MODULE], env)
+    while True:
+        if ready_file.exists():
+            try:
+                info = json.loads(ready_file.read_text())
+            except (OSError, ValueError):
+                info = None  # being written; read again
+            if isinstance(info, dict):
+                return proc.pid, info.get("query_url")
+        if proc.poll() is not None:
+            raise _fail(settings, COLLECTOR, f"the collector exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise _fail(
+                settings, COLLECTOR, f"the collector did not write {ready_file} in time"
+            )
+        time.sleep(0.05)
+
+
+def up(
+    settings: Settings,
+    model_repository: Path | str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    extra_triton_args: Sequence[str] = (),
+    ready_model: str | None = DEFAULT_READY_MODEL,
+    collector: bool = True,
+) -> Stack:
+    """Start the collector (unless logging is off) and tritonserver; return once ready.
+
+    Args:
+        settings: Resolved settings (home, ports, logging, device, ...).
+        model_repository: Triton model repository (default: the repository's model_repository).
+        timeout: Seconds to wait for the collector and then the server and model to be ready.
+        extra_triton_args: Arguments appended to the tritonserver command line (e.g.
+            ``--trace-config=...``).
+        ready_model: Model that must report ready; None waits for the server only.
+        collector: False starts no collector even with logging on: the stages' segments stay
+            in the spool (the GPU check on a machine without the ClickHouse engine).
+
+    With ``settings.device == "gpu"`` and no ``model_repository`` given, the stack serves a
+    generated copy of the repository with the members on ``KIND_GPU`` instances
+    (``$STAGELOG_HOME/model_repository_gpu``, see ``logging_backend.stack.gpu_repository``).
+
+    Returns:
+        The started stack (also written to ``$STAGELOG_HOME/run/stack.json``).
+
+    Raises:
+        LauncherError: If a stack already runs in this home, a port is taken, no tritonserver
+            is found, or the stack is not ready in time (with the log's last lines). Whatever
+            was started is stopped again.
+    """
+    repo = Path(model_repository or DEFAULT_MODEL_REPOSITORY).expanduser().resolve()
+    if not repo.is_dir():
+        raise LauncherError(f"model repository {repo} does not exist")
+    for name in PROCESSES:
+        pid = running_pid(settings, name)
+        if pid is not None:
+            raise LauncherError(
+                f"a stack is already running in {settings.home} ({name} pid {pid}); "
+                f"run `stagelog down --home {settings.home}` first"
+            )
+    check_ports(settings)
+    # After the checks: a running stack may be serving the generated GPU repository.
+    if settings.device == "gpu" and model_repository is None:
+        from logging_backend.collector.sampler import gpu_count  # noqa: PLC0415
+        from logging_backend.stack.gpu_repository import write_gpu_repository  # noqa: PLC0415
+
+        if gpu_count() > 0:
+            repo = write_gpu_repository(repo, settings.home / "model_repository_gpu")
+        else:
+            LOG.warning("STAGELOG_DEVICE=gpu but NVML sees no GPU: serving %s (KIND_CPU); "
+                        "each member logs its CPU fallback", repo)
+
+    wheel_dir = wheel_triton_dir()
+    binary = find_tritonserver(os.environ, wheel_dir, explicit=settings.tritonserver or None)
+    backend, stub = backend_sources(binary, wheel_dir)
+    for directory in (settings.home, settings.logs_dir, settings.pids_dir, run_dir(settings)):
+        directory.mkdir(parents=True, exist_ok=True)
+    for name in PROCESSES:
+        _pid_file(settings, name).unlink(missing_ok=True)
+    _stack_file(settings).unlink(missing_ok=True)
+    backend_dir = prepare_backend_dir(settings.home, backend, stub)
+    probe_env = stack_env(settings, binary, "unknown", wheel_dir=wheel_dir)
+    version = triton_version(binary, probe_env)
+    env = stack_env(settings, binary, version, wheel_dir=wheel_dir)
+
+    deadline = time.monotonic() + timeout
+    collector_pid, query_url = None, None
+    try:
+        if settings.logging and collector:
+            collector_pid, query_url = _start_collector(settings, env, deadline)
+        command = triton_command(settings, binary, repo, backend_dir, extra_triton_args)
+        proc = _start(settings, TRITON, command, env)
+        while not server_ready(settings.http_port, ready_model):
+            if proc.poll() is not None:
+                raise _fail(settings, TRITON, f"tritonserver exited with code {proc.returncode}")
+            if time.monotonic() > deadline:
+                what = f"model {ready_model!r}" if ready_model else "the server"
+                raise _fail(
+                    settings, TRITON, f"{what} not ready on 127.0.0.1:{settings.http_port} "
+                    f"within {timeout:.0f} s"
+                )
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        # The processes run in their own sessions: Ctrl-C does not reach them, so stop them here.
+        down(settings)
+        raise
+
+    stack = Stack(
+        home=str(settings.home),
+        dsn=settings.dsn,
+        grpc_port=settings.grpc_port,
+        http_port=settings.http_port,
+        metrics_port=settings.metrics_port,
+        logging=settings.logging,
+        device=settings.device,
+        model_repository=str(repo),
+        tritonserver=str(binary),
+        triton_version=version,
+        triton_pid=proc.pid,
+        collector_pid=collector_pid,
+        query_url=query_url,
+        extra_triton_args=list(extra_triton_args),
+    )
+    _stack_file(settings).write_text(json.dumps(asdict(stack), indent=2) + "\n")
+    return stack
+
+
+def _stop(settings: Settings, name: str, timeout: float) -> int | None:
+    """SIGTERM ``name``, wait, then SIGKILL its process group; return the pid stopped.
+
+    Only the leader gets SIGTERM: tritonserver then unloads every model, so each stub runs its
+    ``finalize`` (which flushes the stage log) before the server exits.
+    """
+    pid = running_pid(settings, name)
+    if pid is None:
+        _pid_file(settings, name).unlink(missing_ok=True)
+        return None
+    proc = psutil.Process(pid)
+    try:
+        proc.terminate()
+    except psutil.NoSuchProcess:
+        pass
+    try:
+        proc.wait(timeout)
+    except psutil.TimeoutExpired:
+        LOG.warning("%s (pid %d) did not stop in %.0f s: killing it", name, pid, timeout)
+    except psutil.NoSuchProcess:
+        pass
+    # Leftovers in the group (a stub whose server was killed) go too.
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(5)
+    except (psutil.TimeoutExpired, psutil.NoSuchProcess):
+        pass
+    _pid_file(settings, name).unlink(missing_ok=True)
+    return pid
+
+
+def down(
+    settings: Settings,
+    triton_timeout: float = TRITON_STOP_TIMEOUT_S,
+    collector_timeout: float = COLLECTOR_STOP_TIMEOUT_S,
+) -> dict[str, int]:
+    """Stop what `up` started in this home: tritonserver first, then the collector.
+
+    The collector gets SIGTERM only after the server has exited, so that it ships every segment
+    the stages spooled before it stops.
+
+    Returns:
+        ``{name: pid}`` of each process that was running and is now stopped.
+    """
+    stopped: dict[str, int] = {}
+    pid = _stop(settings, TRITON, triton_timeout)
+    if pid is not None:
+        stopped[TRITON] = pid
+    pid = _stop(settings, COLLECTOR, collector_timeout)
+    if pid is not None:
+        stopped[COLLECTOR] = pid
+    _stack_file(settings).unlink(missing_ok=True)
+    collector_file(settings).unlink(missing_ok=True)
+    return stopped
+
+
+@dataclass
+class Status:
+    """What runs in a home, as `stagelog status` reports it."""
+
+    home: str
+    pids: dict[str, int | None]
+    stack: dict | None
+    ready: bool
+
+    @property
+    def running(self) -> bool:
+        """Whether any process of the stack is alive."""
+        return any(pid is not None for pid in self.pids.values())
+
+
+def status(settings: Settings, ready_model: str | None = DEFAULT_READY_MODEL) -> Status:
+    """Report the live processes of this home, the ports they use and whether Triton is ready."""
+    pids = {name: running_pid(settings, name) for name in PROCESSES}
+    try:
+        stack = json.loads(_stack_file(settings).read_text())
+    except (OSError, ValueError):
+        stack = None
+    http_port = stack["http_port"] if stack else settings.http_port
+    ready = pids[TRITON] is not None and server_ready(http_port, ready_model)
+    return Status(home=str(settings.home), pids=pids, stack=stack, ready=ready)
+
+
+def settings_from_stack(home: Path | str | None = None) -> Settings:
+    """Settings of the stack `up` started in ``home`` (ports, DSN, ...), else from the environment.
+
+    Clients started later (`clients.score`, the demo, `stagelog sql`) use this to find a stack
+    started with non-default ports.
+    """
+    settings = config.load(home=home)
+    try:
+        stack = json.loads(_stack_file(settings).read_text())
+    except (OSError, ValueError):
+        return settings
+    return config.load(
+        home=settings.home,
+        dsn=stack["dsn"],
+        grpc_port=stack["grpc_port"],
+        http_port=stack["http_port"],
+        metrics_port=stack["metrics_port"],
+        logging=stack["logging"],
+        device=stack["device"],
+    )

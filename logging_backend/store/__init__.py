@@ -1,0 +1,46 @@
+"""The store room: talks to ClickHouse (embedded chDB or a server); imports config, errors only.
+
+The names below are the room's public API (``from logging_backend import store``).
+"""
+
+from logging_backend.store.client import (
+    DATABASE,
+    FORMATS,
+    TRANSIENT_CODES,
+    chdb_path,
+    clickhouse_format,
+    close_all,
+    connect,
+    is_transient,
+    redact,
+    run_query,
+)
+from logging_backend.store.ledger import (
+    _BOOTSTRAP,
+    MIGRATIONS_DIR,
+    Migration,
+    applied_migrations,
+    migrate,
+    migrations,
+    split_statements,
+)
+
+__all__ = [
+    "DATABASE",
+    "FORMATS",
+    "MIGRATIONS_DIR",
+    "TRANSIENT_CODES",
+    "Migration",
+    "_BOOTSTRAP",
+    "applied_migrations",
+    "chdb_path",
+    "clickhouse_format",
+    "close_all",
+    "connect",
+    "is_transient",
+    "migrate",
+    "migrations",
+    "redact",
+    "run_query",
+    "split_statements",
+]

@@ -1,0 +1,177 @@
+"""The ClickHouse store: one code path (clickhouse-connect) for embedded chDB and a server.
+
+``connect(dsn)`` opens ``chdb://<path>`` (embedded; one process per data path) or
+``http(s)://user:pass@host:port`` (a ClickHouse server). ``run_query`` is what ``stagelog sql``
+and the collector's query endpoint execute. Migrations: :mod:`logging_backend.store.ledger`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+from logging_backend.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+DATABASE = "stagelog"
+
+# Output formats of `stagelog sql`: lowercase short names (with a header line), else any
+# ClickHouse output format by its exact name (e.g. TSV for no header, Pretty, Parquet).
+FORMATS = {
+    "csv": "CSVWithNames",
+    "tsv": "TSVWithNames",
+    "json": "JSON",
+    "jsonl": "JSONEachRow",
+    "table": "JSONCompact",  # rendered as a table by the CLI
+}
+_FORMAT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{1,63}$")
+
+# ClickHouse error codes worth retrying: the same insert can succeed later.
+TRANSIENT_CODES = frozenset(
+    {
+        159,  # TIMEOUT_EXCEEDED
+        164,  # READONLY
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        236,  # ABORTED
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY
+        252,  # TOO_MANY_PARTS
+        285,  # TOO_FEW_LIVE_REPLICAS
+        319,  # UNKNOWN_STATUS_OF_INSERT
+        425,  # SYSTEM_ERROR
+        999,  # KEEPER_EXCEPTION
+    }
+)
+_CODE = re.compile(r"Code: (\d+)\.")
+
+_chdb_clients: dict[str, Client] = {}
+
+
+def redact(dsn: str) -> str:
+    """Return ``dsn`` with its password replaced by ``***`` (for logs and error messages)."""
+    parsed = urlparse(dsn)
+    if parsed.password is None:
+        return dsn
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+    return urlunparse(parsed._replace(netloc=netloc))
+
+
+def chdb_path(dsn: str) -> str | None:
+    """Return the data directory of a ``chdb://`` DSN, or None for any other DSN.
+
+    ``chdb:///abs/path`` and ``chdb://relative/path`` both name a directory (the second
+    relative to the current directory); ``chdb://memory`` or ``chdb://:memory:`` an in-memory
+    engine.
+    """
+    if not dsn.startswith("chdb://"):
+        return None
+    rest = dsn[len("chdb://") :].split("?", 1)[0]
+    if rest in ("", "memory", ":memory:"):
+        return ":memory:"
+    return str(Path(rest).expanduser().resolve())
+
+
+def connect(dsn: str) -> Client:
+    """Open a clickhouse-connect client for ``dsn``.
+
+    Args:
+        dsn: ``chdb://<path>`` or ``http(s)://user:pass@host:port``.
+
+    Returns:
+        A client. For chDB, the same client is returned for the same path within a process,
+        because chDB allows one engine per process.
+
+    Raises:
+        StoreError: the DSN is malformed or the store cannot be reached.
+    """
+    path = chdb_path(dsn)
+    if path is not None:
+        client = _chdb_clients.get(path)
+        if client is not None:
+            return client
+        if _chdb_clients:
+            other = next(iter(_chdb_clients))
+            raise StoreError(
+                f"cannot open {dsn}: this process already holds the chDB store at {other} "
+                "(chDB allows one data path per process)"
+            )
+        if path != ":memory:":
+            Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            client = clickhouse_connect.get_client(interface="chdb", path=path)
+        except Exception as exc:  # chdb raises several types; all mean "cannot open"
+            raise StoreError(
+                f"cannot open chDB store {path}: {exc} (is another process, e.g. the "
+                "collector, holding it?)"
+            ) from exc
+        _chdb_clients[path] = client
+        return client
+    parsed = urlparse(dsn)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise StoreError(
+            f"STAGELOG_DSN={redact(dsn)!r} is neither chdb://<path> nor "
+            "http(s)://user:pass@host:port"
+        )
+    try:
+        return clickhouse_connect.get_client(dsn=dsn, connect_timeout=5, send_receive_timeout=60)
+    except ClickHouseError as exc:
+        raise StoreError(f"cannot reach ClickHouse at {redact(dsn)}: {exc}") from exc
+
+
+def close_all() -> None:
+    """Close every chDB client this process opened (tests, CLI exit)."""
+    while _chdb_clients:
+        _, client = _chdb_clients.popitem()
+        client.close()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Tell whether an error from the store is worth retrying (network, overload, timeouts)."""
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
+        return True
+    match = _CODE.search(str(exc))
+    return bool(match) and int(match.group(1)) in TRANSIENT_CODES
+
+
+def clickhouse_format(fmt: str) -> str:
+    """Map a ``--format`` value to a ClickHouse output format name.
+
+    Raises:
+        StoreError: the name is neither a short name nor a plausible ClickHouse format.
+    """
+    if fmt in FORMATS:  # lowercase short names; ClickHouse's own names are capitalised
+        return FORMATS[fmt]
+    if _FORMAT_NAME.match(fmt):
+        return fmt
+    raise StoreError(
+        f"unknown format {fmt!r}: use {', '.join(FORMATS)} or a ClickHouse format name "
+        "such as CSVWithNames, Pretty, Parquet"
+    )
+
+
+def run_query(client: Client, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
+    """Run one statement with server-side bound parameters and return the formatted result.
+
+    Args:
+        client: an open client.
+        sql: the statement; parameters appear as ``{name:Type}``.
+        params: values by name (strings are parsed by ClickHouse as the declared type).
+        fmt: a ClickHouse output format name (see ``clickhouse_format``).
+
+    Raises:
+        StoreError: ClickHouse rejected the statement.
+    """
+    try:
+        return client.raw_query(sql, parameters=params or None, fmt=fmt)
+    except ClickHouseError as exc:
+        raise StoreError(str(exc)) from exc
