@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -19,27 +18,7 @@ from logging_backend.spool.layout import host_name as safe_host
 from logging_backend.spool.layout import read_table_segment as read_segment
 from logging_backend.spool.schemas import SCHEMAS
 
-MIGRATIONS = Path(__file__).resolve().parents[3] / "logging_backend" / "store" / "migrations"
 NAME = re.compile(r"^\d{19}-[A-Za-z0-9_.]+-\d+-\d{8}\.arrow$")
-
-
-def _migration_columns() -> dict[str, set[str]]:
-    """Column names per table from the CREATE TABLE statements of the migrations."""
-    cols: dict[str, set[str]] = {}
-    for path in sorted(MIGRATIONS.glob("*.sql")):
-        text = "\n".join(line.split("--")[0] for line in path.read_text().splitlines())
-        for m in re.finditer(
-            r"CREATE TABLE IF NOT EXISTS stagelog\.(\w+)\s*\((.*?)\)\s*ENGINE", text, re.S
-        ):
-            names = set()
-            for line in m.group(2).splitlines():
-                word = line.strip().split(" ")[0]
-                if word and word != "INDEX" and re.match(r"^[a-z_0-9]+$", word):
-                    names.add(word)
-            cols[m.group(1)] = names
-        for m in re.finditer(r"ALTER TABLE stagelog\.(\w+)\s+ADD COLUMN IF NOT EXISTS (\w+)", text):
-            cols.setdefault(m.group(1), set()).add(m.group(2))
-    return cols
 
 
 def _run_stage(tmp_path, monkeypatch, params=None):
@@ -63,16 +42,6 @@ def _run_stage(tmp_path, monkeypatch, params=None):
             rec.predictions("mlp", np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]]))
     log.close()
     return tmp_path / "home" / "spool", raw
-
-
-@pytest.mark.skipif(
-    not MIGRATIONS.is_dir() or not any(MIGRATIONS.glob("*.sql")), reason="no schema yet"
-)
-def test_arrow_columns_are_the_migration_columns():
-    cols = _migration_columns()
-    for table, schema in SCHEMAS.items():
-        assert table in cols, f"{table} is not created by any migration"
-        assert set(schema.names) <= cols[table], set(schema.names) - cols[table]
 
 
 def test_segments_are_named_atomic_and_readable_with_the_table_schema(tmp_path, monkeypatch):
