@@ -2,7 +2,10 @@
 
 Per row, in order:
 
-1. Parse: UTF-8 JSON object, else ``RowError`` (field ``RAW``).
+1. Parse: UTF-8 JSON object of at most ``limits.MAX_ROW_BYTES`` bytes nested at most
+   ``limits.MAX_JSON_DEPTH`` deep, else ``RowError`` (field ``RAW``); a string anywhere in the
+   object that holds a lone surrogate (an escape of D800-DFFF, not valid Unicode) is a
+   ``RowError`` naming that field.
 2. Validate the required fields: ``event_id`` (non-empty string or integer) and ``amount``
    (a finite number >= 0). A violation raises ``RowError`` naming the row and the field; the
    whole request fails and no state changes.
@@ -27,7 +30,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from riskpipe import schema
+from riskpipe import limits, schema
 from riskpipe.schema import RowError
 
 _CATEGORY_VOCAB: dict[str, tuple[tuple[str, ...], Callable[[str], str]]] = {
@@ -105,12 +108,21 @@ def parse_row(raw: bytes | str, row: int) -> dict[str, Any]:
             raw = bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
             raise RowError(row, "RAW", "not valid UTF-8") from None
+    if not isinstance(raw, str):
+        raise RowError(row, "RAW", f"not text: {type(raw).__name__}")
+    problem = limits.json_text_problem(raw)
+    if problem:
+        raise RowError(row, "RAW", problem)
     try:
         event = json.loads(raw)
     except (ValueError, TypeError, RecursionError):  # ValueError: also ints over 4300 digits
         raise RowError(row, "RAW", f"not valid JSON: {_short(raw)}") from None
     if not isinstance(event, dict):
         raise RowError(row, "RAW", f"not a JSON object: {_short(event)}")
+    if limits.may_hold_surrogate(raw):
+        where = limits.find_surrogate(event)
+        if where is not None:
+            raise RowError(row, where, "invalid Unicode (a lone surrogate is not UTF-8 text)")
 
     event_id = event.get("event_id")
     if event_id is None:
