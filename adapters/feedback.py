@@ -5,7 +5,8 @@ the decision (``KIND=action``) or, later, the true class (``KIND=label``).
 
 What is checked here, in the stage process, before anything is written:
 
-- ``REQUEST_ID``: non-empty, at most 128 characters, no whitespace or control characters.
+- ``REQUEST_ID``: the one request-id rule of ``riskpipe.limits`` (the one `preprocess`
+  applies to scoring requests): 1 to 128 characters of ``A-Z a-z 0-9 - _ . : / + = @``.
   The stage cannot ask ClickHouse whether the id exists (stage processes never talk to the
   store, and a registry in one stub process knows nothing of the others), so an id that has
   the right form but was never scored is accepted here and shown by the SQL view
@@ -14,8 +15,10 @@ What is checked here, in the stage process, before anything is written:
 - ``ROW``: an integer >= 0.
 - ``KIND``: ``action`` or ``label``.
 - ``VALUE``: for an action, one of ``ACTIONS``; for a label, one of ``riskpipe.schema.CLASSES``.
-- ``DETAIL``: empty, or a JSON object. For an action, ``{"executed": false}`` records that
-  the action was decided but not carried out (default: carried out).
+- ``DETAIL``: empty, or a JSON object of at most 4096 characters nested at most
+  ``riskpipe.limits.MAX_JSON_DEPTH`` deep, holding valid Unicode only. For an action,
+  ``{"executed": false}`` records that the action was decided but not carried out (default:
+  carried out).
 
 A bad row fails the whole request with a message naming the row and the field, so a batch is
 written completely or not at all.
@@ -39,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from logging_backend.errors import InvalidInput
+from riskpipe import limits
 from riskpipe.schema import CLASSES
 
 KINDS: tuple[str, ...] = ("action", "label")
@@ -54,7 +58,7 @@ ACTIONS: tuple[str, ...] = (
     "no_action",
 )
 
-MAX_REQUEST_ID_LEN = 128
+MAX_REQUEST_ID_LEN = limits.MAX_REQUEST_ID_LEN
 MAX_DETAIL_LEN = 4096
 
 # Fixed namespace so that every process derives the same report id from the same report.
@@ -109,12 +113,9 @@ def _check_request_id(index: int, raw: Any) -> str:
         value = _text(raw)
     except (TypeError, UnicodeDecodeError) as exc:
         raise FeedbackError(index, "REQUEST_ID", f"not UTF-8 text ({exc})") from None
-    if not value:
-        raise FeedbackError(index, "REQUEST_ID", "empty")
-    if len(value) > MAX_REQUEST_ID_LEN:
-        raise FeedbackError(index, "REQUEST_ID", f"longer than {MAX_REQUEST_ID_LEN} characters")
-    if any(ch.isspace() or not ch.isprintable() for ch in value):
-        raise FeedbackError(index, "REQUEST_ID", "contains whitespace or control characters")
+    problem = limits.request_id_problem(value)
+    if problem:
+        raise FeedbackError(index, "REQUEST_ID", problem)
     return value
 
 
@@ -153,12 +154,22 @@ def _check_detail(index: int, raw: Any, kind: str) -> dict[str, Any]:
         return {}
     if len(text) > MAX_DETAIL_LEN:
         raise FeedbackError(index, "DETAIL", f"longer than {MAX_DETAIL_LEN} characters")
+    problem = limits.json_text_problem(text, max_bytes=4 * MAX_DETAIL_LEN)
+    if problem:
+        raise FeedbackError(index, "DETAIL", problem)
     try:
         detail = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FeedbackError(index, "DETAIL", f"not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError):  # ints over 4300 digits
+        raise FeedbackError(index, "DETAIL", "not valid JSON") from None
     if not isinstance(detail, dict):
         raise FeedbackError(index, "DETAIL", "must be a JSON object")
+    if limits.may_hold_surrogate(text) and limits.find_surrogate(detail) is not None:
+        where = limits.find_surrogate(detail)
+        raise FeedbackError(
+            index, "DETAIL", f"invalid Unicode at {where} (a lone surrogate is not UTF-8 text)"
+        )
     if kind == "action" and "executed" in detail and not isinstance(detail["executed"], bool):
         raise FeedbackError(index, "DETAIL", "'executed' must be true or false")
     return detail
