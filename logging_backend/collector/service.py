@@ -106,6 +106,7 @@ class Collector:
         self.shipper: Shipper | None = None
         self.server: ThreadingHTTPServer | None = None
         self.gpu_sampler: Any = None
+        self.triton_samplers: list[Any] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -143,6 +144,12 @@ class Collector:
         # GPU utilisation, memory, power, temperature -> system_samples about once a second,
         # through the spool like every other row (a no-op, logged once, without a GPU/NVML).
         self.gpu_sampler = SamplerThread(self.settings.spool_dir).start()
+        # Triton's own counters and its warnings/errors -> triton_metrics, server_logs.
+        from logging_backend.collector.triton_watch import start_samplers  # noqa: PLC0415
+
+        self.triton_samplers = start_samplers(
+            self.settings.home, self.settings.spool_dir, self.settings.metrics_port
+        )
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self))
         self.server.daemon_threads = True
         threading.Thread(
@@ -187,6 +194,9 @@ class Collector:
             self.stop_event.wait(delay)
         if self.gpu_sampler is not None:
             self.gpu_sampler.stop()  # its last rows go out with the drain
+        from logging_backend.collector.triton_watch import stop_samplers  # noqa: PLC0415
+
+        stop_samplers(self.triton_samplers)
         self.drain()
 
     def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
