@@ -262,6 +262,8 @@ def parse_log_lines(
                 ts = ts.replace(tzinfo=timezone.utc)
             except ValueError:
                 ts = _now()
+            if len(message) >= 2 and message[0] == message[-1] == '"':
+                message = message[1:-1].replace('\\"', '"')  # 2.51 quotes each message
             current = {
                 "ts": ts,
                 "host": host,
@@ -344,23 +346,35 @@ class LogTailer(_Worker):
         except OSError:
             return
         if stat.st_ino != self.inode or stat.st_size < self.offset:
-            # A new file (rotated at a server start) or a truncated one: from its start.
+            # A new file (rotated at a server start) or a truncated one: first the rest of the
+            # rotated file (a crash's last lines are there), then the new one from its start.
+            rotated = self.log_path.with_name(self.log_path.name + ".1")
+            if self.inode and _inode(rotated) == self.inode:
+                self._read(rotated, whole_lines=False)
             self.inode, self.offset = stat.st_ino, 0
-        if stat.st_size == self.offset:
+        self._read(self.log_path)
+
+    def _read(self, path: Path, whole_lines: bool = True) -> None:
+        try:
+            size = path.stat().st_size
+        except OSError:
             return
-        with open(self.log_path, "rb") as handle:
+        if size <= self.offset:
+            return
+        with open(path, "rb") as handle:
             handle.seek(self.offset)
-            data = handle.read(stat.st_size - self.offset)
+            data = handle.read(size - self.offset)
         end = data.rfind(b"\n")
-        if end < 0:
+        if end < 0 and whole_lines:
             return  # half a line: wait for its end
-        data = data[: end + 1]
+        if whole_lines:
+            data = data[: end + 1]
         lines: list[tuple[int, str]] = []
         position = self.offset
         for raw in data.splitlines(keepends=True):
             lines.append((position, raw.decode("utf-8", "replace").rstrip("\r\n")))
             position += len(raw)
-        rows = parse_log_lines(lines, _now().year, str(self.log_path), self.host)
+        rows = parse_log_lines(lines, _now().year, str(path), self.host)
         if rows:
             write_table(
                 self.spool_dir, "server_logs", pa.Table.from_pylist(rows, schema=SERVER_LOGS_SCHEMA)
@@ -368,6 +382,13 @@ class LogTailer(_Worker):
             self.rows_written += len(rows)
         self.offset = position
         self._save_state()
+
+
+def _inode(path: Path) -> int:
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return 0
 
 
 def start_samplers(home: Path, spool_dir: Path, metrics_port: int) -> list[_Worker]:

@@ -24,7 +24,7 @@ def test_parse_prometheus_keeps_inference_series_with_labels():
 
 LOG = [
     "I1201 09:12:33.100000 4242 server.cc:674] started",
-    "E1201 09:12:34.123456 4242 python_be.cc:1234] Stub process 'forest_0_0' is not healthy.",
+    "E1201 09:12:34.123456 4242 python_be.cc:1234] \"Stub process 'forest_0_0' is not healthy.\"",
     "W1201 09:12:35.000001 4243 pb_stub.cc:99] Failed to process the request(s) for model "
     "'preprocess_0_0', message: Traceback (most recent call last):",
     '  File "/x/model.py", line 3, in execute',
@@ -44,6 +44,7 @@ def test_log_lines_keep_warnings_errors_and_crashes_with_continuations():
     rows = tw.parse_log_lines(lines, 2026, "/tmp/t.log", "h")
     assert [r["level"] for r in rows] == ["error", "warning", "fatal"]
     assert rows[0]["model"] == "forest" and rows[0]["pid"] == 4242
+    assert rows[0]["message"] == "Stub process 'forest_0_0' is not healthy."
     assert rows[0]["ts"].isoformat().startswith("2026-12-01T09:12:34.123456")
     assert "UnicodeEncodeError" in rows[1]["message"] and rows[1]["model"] == "preprocess_0_0"
     assert "Signal (11)" in rows[2]["message"]
@@ -62,11 +63,18 @@ def test_log_tailer_resumes_where_it_stopped_and_restarts_on_a_new_file(tmp_path
     tw.LogTailer(spool, log, state).step()  # a restarted collector: no repeat
     segments = sorted(spool.rglob("*.arrow"))
     messages = [m for s in segments for m in read_segment(s).column("message").to_pylist()]
-    assert messages == [LOG[1].split("] ", 1)[1], "half done"]
-    log.unlink()
-    log.write_text(LOG[1] + "\n")  # rotated: a new file, read from the start
+    assert messages == ["Stub process 'forest_0_0' is not healthy.", "half done"]
+    with open(log, "a") as handle:
+        handle.write("Signal (11) received.\n")  # the crash, not read yet
+    log.rename(log.with_name(log.name + ".1"))  # the launcher rotates at the next start
+    log.write_text(LOG[1] + "\n")
     tw.LogTailer(spool, log, state).step()
-    assert len(sorted(spool.rglob("*.arrow"))) == 3
+    messages = [
+        m for s in sorted(spool.rglob("*.arrow")) for m in read_segment(s).column("message")
+    ]
+    assert [m.as_py() for m in messages][2:] == [
+        "Signal (11) received.", "Stub process 'forest_0_0' is not healthy."
+    ]
 
 
 def test_metrics_sampler_writes_rows_and_tolerates_no_server(tmp_path):
