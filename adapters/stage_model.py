@@ -4,16 +4,26 @@ A stage's ``model.py`` subclasses :class:`StageModel`, sets ``pb`` (the stub's
 ``triton_python_backend_utils``) and ``row_input``, and keeps only what is its own: ``setup``
 (one-time work from the model config) and ``run`` (one request: tensors in, tensors out,
 arrows recorded on ``rec``). Everything else — the request loop, the stage log, the request
-id, turning a bad row into an INVALID_ARG response that names it — lives here once.
+id (and its one rule, riskpipe.limits), turning a bad row into an INVALID_ARG response that
+names it, keeping one request's unexpected failure from failing the others — lives here once.
 """
 
 from __future__ import annotations
 
+import hashlib
 from types import ModuleType
 from typing import Any
 
-from adapters.triton_io import InputError, error_response, model_parameters, request_id, row_count
+from adapters.triton_io import (
+    InputError,
+    error_response,
+    internal_error_response,
+    model_parameters,
+    request_id,
+    row_count,
+)
 from logging_backend.capture.stage import StageLog
+from riskpipe.limits import request_id_problem
 from riskpipe.schema import CLASSES, RowError
 
 
@@ -31,6 +41,9 @@ class StageModel:
     row_input: str = ""
     errors: tuple[type[BaseException], ...] = (InputError, RowError)
     keep_data_when_logging_off = False
+    # Entry points (preprocess: the `pipeline` ensemble) refuse ids that break the one rule of
+    # riskpipe.limits, which feedback applies to the ids it is told about.
+    check_request_id = False
 
     def initialize(self, args: dict[str, Any]) -> None:
         """Parse the config once, run the stage's ``setup``, open its stage log."""
@@ -57,19 +70,47 @@ class StageModel:
         raise NotImplementedError
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        """One response per request, in order; a bad request gets its coded error alone."""
+        """One response per request, in order; a bad request gets its coded error alone.
+
+        Whatever else one request raises (a bug, input nobody foresaw) fails that request
+        alone with INTERNAL, its traceback in the server log and never in the reply: the other
+        clients' requests of the batch are answered.
+        """
         responses = []
         for request in requests:
-            rows = row_count(self.pb, request, self.row_input)
-            with self.log.request(self.request_id(request), rows=rows) as rec:
-                try:
-                    outputs = self.run(request, rec)
-                except self.errors as exc:
-                    rec.fail(str(exc))
-                    responses.append(error_response(self.pb, str(exc)))
-                    continue
-                responses.append(self.pb.InferenceResponse(output_tensors=outputs))
+            try:
+                responses.append(self._execute_one(request))
+            except Exception as exc:
+                responses.append(internal_error_response(self.pb, self.name, exc))
         return responses
+
+    def _execute_one(self, request: Any) -> Any:
+        rid, problem = self._checked_request_id(request)
+        rows = row_count(self.pb, request, self.row_input)
+        with self.log.request(rid, rows=rows) as rec:
+            if problem:
+                rec.fail(problem)
+                return error_response(self.pb, problem)
+            try:
+                outputs = self.run(request, rec)
+            except self.errors as exc:
+                rec.fail(str(exc))
+                return error_response(self.pb, str(exc))
+            return self.pb.InferenceResponse(output_tensors=outputs)
+
+    def _checked_request_id(self, request: Any) -> tuple[str, str | None]:
+        """The request id and, when the stage checks ids and this one breaks the rule, why.
+
+        A refused id is not stored (it may be 100 KB): a digest of it names the refusal.
+        """
+        rid = self.request_id(request)
+        if not self.check_request_id:
+            return rid, None
+        problem = request_id_problem(rid)
+        if problem is None:
+            return rid, None
+        digest = hashlib.sha256(rid.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"invalid-{digest}", f"field 'request_id': {problem}"
 
     def finalize(self) -> None:
         """Flush the stage log."""

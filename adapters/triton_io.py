@@ -142,3 +142,23 @@ def error_response(pb: ModuleType, message: str) -> Any:
     return pb.InferenceResponse(
         output_tensors=[], error=pb.TritonError(message, pb.TritonError.INVALID_ARG)
     )
+
+
+def internal_error_response(pb: ModuleType, stage: str, exc: BaseException) -> Any:
+    """An INTERNAL error for one request that failed unexpectedly (traceback to the log only).
+
+    The message names the stage and the exception type, never a traceback or a server path;
+    the traceback goes to Triton's log (and from there into ``server_logs``).
+    """
+    import traceback  # noqa: PLC0415 - only on this rare path
+
+    pb.Logger.log_error(
+        f"{stage}: request failed: " + "".join(traceback.format_exception(exc)).rstrip()
+    )
+    return pb.InferenceResponse(
+        output_tensors=[],
+        error=pb.TritonError(
+            f"{stage}: internal error ({type(exc).__name__}); see the server log",
+            pb.TritonError.INTERNAL,
+        ),
+    )

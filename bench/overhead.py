@@ -334,7 +334,7 @@ class ModeStack:
 
     def alive(self) -> bool:
         """Whether Triton still answers."""
-        return launcher.server_ready(self.settings.http_port, model=None)
+        return launcher.grpc_ready(self.settings.grpc_port, model=None)
 
     def crash_report(self) -> str:
         """The server log's last lines from the first ``Signal`` on (or its last 5 lines)."""

@@ -22,6 +22,8 @@ COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 500 (collector'
 DEVICE = "STAGELOG_DEVICE"  # default: auto
 TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher; default: "" (unknown)
 CLUSTER = "STAGELOG_CLUSTER"  # default: unset (one server, migrations as written)
+HTTP = "STAGELOG_HTTP"  # default: off (Triton's HTTP/REST endpoint; gRPC is the interface)
+SUPERVISE = "STAGELOG_SUPERVISE"  # default: on (`up` starts the supervisor)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -62,7 +62,11 @@ class SpoolExporter:
         except Exception:  # a failed sample must not lose the batch
             rss = 0
         gpu_mem = _sample_gpu_memory(batch)
-        tables = encode(batch, rss_bytes=rss, gpu_mem_bytes=gpu_mem)
+        try:
+            tables = encode(batch, rss_bytes=rss, gpu_mem_bytes=gpu_mem)
+        except Exception:
+            _LOG.exception("stagelog: %d items cannot be encoded together; one by one", len(batch))
+            tables = encode_each(batch, rss, gpu_mem)
         if tables:
             self.write_tables(tables)
 
@@ -93,6 +97,58 @@ class SpoolExporter:
 
     def shutdown(self) -> None:
         """Nothing to release: every segment is closed once written."""
+
+
+def _stripped(rec: Record, exc: BaseException) -> Record:
+    """A copy of ``rec`` that any encoder accepts.
+
+    No tensors or predictions, the failure as its error, the request id with invalid text
+    escaped.
+    """
+    copy = Record.__new__(Record)
+    for slot in Record.__slots__:
+        if hasattr(rec, slot):
+            setattr(copy, slot, getattr(rec, slot))
+    copy.request_id = str(rec.request_id).encode("utf-8", "backslashreplace").decode("utf-8")
+    copy.tensors, copy.preds = [], []
+    copy.gpu_pending = None
+    copy.status = "error"
+    reason = f"{type(exc).__name__}: {exc}".encode("utf-8", "backslashreplace").decode("utf-8")
+    previous = str(rec.error).encode("utf-8", "backslashreplace").decode("utf-8")
+    copy.error = (previous + "; " if previous else "") + f"record not storable: {reason}"[:2000]
+    return copy
+
+
+def encode_each(
+    batch: Sequence[Any], rss: int, gpu_mem: dict[int, int | None]
+) -> dict[str, pa.Table]:
+    """Encode item by item, so that one item no encoder accepts takes no other with it.
+
+    A record that fails is stored without its tensors and predictions, with the failure as its
+    error (``stage_events.error``); an item that fails even so is dropped and logged.
+    """
+    parts: dict[str, list[pa.Table]] = {}
+    lost = 0
+    for item in batch:
+        try:
+            encoded = encode([item], rss_bytes=rss, gpu_mem_bytes=gpu_mem)
+        except Exception as exc:
+            try:
+                if not isinstance(item, Record):
+                    raise
+                encoded = encode([_stripped(item, exc)], rss_bytes=rss, gpu_mem_bytes=gpu_mem)
+            except Exception:
+                lost += 1
+                _LOG.exception("stagelog: an item cannot be encoded even stripped; dropped")
+                continue
+        for table, data in encoded.items():
+            parts.setdefault(table, []).append(data)
+    if lost:
+        _LOG.error("stagelog: %d of %d items dropped (not encodable)", lost, len(batch))
+    return {
+        table: pa.concat_tables(chunks, promote_options="permissive")
+        for table, chunks in parts.items()
+    }
 
 
 def _sample_gpu_memory(batch: Sequence[Any]) -> dict[int, int | None]:

@@ -36,8 +36,10 @@ LOG = logging.getLogger(__name__)
 
 TRITON = "tritonserver"
 COLLECTOR = "collector"
-# Order matters: `down` stops the server first so that the collector can drain what it spooled.
-PROCESSES = (TRITON, COLLECTOR)
+SUPERVISOR = "supervisor"
+# Order matters: `down` stops the supervisor first (nothing restarts what is being stopped),
+# then the server, so that the collector can drain what it spooled.
+PROCESSES = (SUPERVISOR, TRITON, COLLECTOR)
 
 DEFAULT_MODEL_REPOSITORY = REPO_ROOT / "model_repository"
 DEFAULT_READY_MODEL = "pipeline"
@@ -49,6 +51,8 @@ LOG_TAIL_LINES = 40
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 STUB = "triton_python_backend_stub"
 COLLECTOR_MODULE = "logging_backend.collector"
+SUPERVISOR_MODULE = "logging_backend.stack.supervisor"
+SUPERVISOR_STOP_TIMEOUT_S = 10.0
 # Packages of this repository that model.py files import (linked into the backend folder).
 STUB_PACKAGES = ("logging_backend", "adapters", "riskpipe", "training")
 
@@ -265,6 +269,8 @@ def _matches(proc: psutil.Process, name: str) -> bool:
         return False
     if name == TRITON:
         return TRITON in cmdline
+    if name == SUPERVISOR:
+        return SUPERVISOR_MODULE in cmdline
     return COLLECTOR_MODULE in cmdline
 
 
@@ -392,15 +398,28 @@ def triton_command(
     backend_dir: Path,
     extra_args: Sequence[str] = (),
 ) -> list[str]:
-    """Return the tritonserver command line: every endpoint on 127.0.0.1, our backend folder."""
+    """Return the tritonserver command line: every endpoint on 127.0.0.1, our backend folder.
+
+    Models are loaded in explicit model-control mode (all of them at start), so that the
+    supervisor can reload one model whose stub died. HTTP/REST is off unless
+    ``STAGELOG_HTTP=on``: Triton 2.51 has no limit on the size or nesting of an HTTP JSON body
+    (a body nested 120,000 levels deep crashes the server with SIGSEGV), and gRPC is the
+    documented interface.
+    """
+    http = (
+        ["--allow-http=true", "--http-address=127.0.0.1", f"--http-port={settings.http_port}"]
+        if config.get_bool(config.HTTP, False)
+        else ["--allow-http=false"]
+    )
     return [
         str(binary),
         f"--model-repository={model_repository}",
         f"--backend-directory={backend_dir}",
+        "--model-control-mode=explicit",
+        "--load-model=*",
         "--grpc-address=127.0.0.1",
         f"--grpc-port={settings.grpc_port}",
-        "--http-address=127.0.0.1",
-        f"--http-port={settings.http_port}",
+        *http,
         "--metrics-address=127.0.0.1",
         f"--metrics-port={settings.metrics_port}",
         "--allow-gpu-metrics=false",
@@ -430,6 +449,8 @@ class Stack:
     triton_pid: int
     collector_pid: int | None = None
     query_url: str | None = None
+    supervisor_pid: int | None = None
+    http: bool = False
     started_at: float = field(default_factory=time.time)
     extra_triton_args: list[str] = field(default_factory=list)
 
@@ -453,11 +474,30 @@ def _http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 def server_ready(http_port: int, model: str | None = DEFAULT_READY_MODEL) -> bool:
-    """Whether Triton reports ready (and ``model`` ready, if given) on ``http_port``."""
+    """Whether Triton reports ready (and ``model`` ready, if given) on HTTP ``http_port``."""
     base = f"http://127.0.0.1:{http_port}/v2"
     if not _http_ok(f"{base}/health/ready"):
         return False
     return model is None or _http_ok(f"{base}/models/{model}/ready")
+
+
+def grpc_ready(grpc_port: int, model: str | None = DEFAULT_READY_MODEL) -> bool:
+    """Whether Triton reports ready (and ``model`` ready, if given) over gRPC on ``grpc_port``.
+
+    Triton's readiness only; `stagelog status` adds what the supervisor's probes found.
+    """
+    import tritonclient.grpc as grpcclient  # noqa: PLC0415 - heavy; only readiness needs it
+
+    try:
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        try:
+            if not client.is_server_ready(client_timeout=2.0):
+                return False
+            return model is None or bool(client.is_model_ready(model, client_timeout=2.0))
+        finally:
+            client.close()
+    except Exception:  # refused, unavailable, timed out: not ready
+        return False
 
 
 def _start(
@@ -521,6 +561,7 @@ def up(
     extra_triton_args: Sequence[str] = (),
     ready_model: str | None = DEFAULT_READY_MODEL,
     collector: bool = True,
+    supervise: bool = True,
 ) -> Stack:
     """Start the collector (unless logging is off) and tritonserver; return once ready.
 
@@ -533,6 +574,8 @@ def up(
         ready_model: Model that must report ready; None waits for the server only.
         collector: False starts no collector even with logging on: the stages' segments stay
             in the spool (the GPU check on a machine without the ClickHouse engine).
+        supervise: False starts no supervisor (``STAGELOG_SUPERVISE=off`` too): nothing
+            restarts what dies (benchmarks that kill the server on purpose).
 
     With ``settings.device == "gpu"`` and no ``model_repository`` given, the stack serves a
     generated copy of the repository with the members on ``KIND_GPU`` instances
@@ -556,6 +599,13 @@ def up(
                 f"a stack is already running in {settings.home} ({name} pid {pid}); "
                 f"run `stagelog down --home {settings.home}` first"
             )
+    stray = _stray_collector(settings)
+    if stray is not None:
+        raise LauncherError(
+            f"a collector that `stagelog up` did not start (pid {stray}) holds the store of "
+            f"{settings.home}; stop it (kill {stray}) and run `stagelog up` again, or restart "
+            "the collector the supported way: `stagelog restart collector`"
+        )
     check_ports(settings)
     # After the checks: a running stack may be serving the generated GPU repository.
     if settings.device == "gpu" and model_repository is None:
@@ -588,14 +638,14 @@ def up(
             collector_pid, query_url = _start_collector(settings, env, deadline)
         command = triton_command(settings, binary, repo, backend_dir, extra_triton_args)
         proc = _start(settings, TRITON, command, env)
-        while not server_ready(settings.http_port, ready_model):
+        while not grpc_ready(settings.grpc_port, ready_model):
             if proc.poll() is not None:
                 raise _fail(settings, TRITON, f"tritonserver exited with code {proc.returncode}")
             if time.monotonic() > deadline:
                 what = f"model {ready_model!r}" if ready_model else "the server"
                 raise _fail(
-                    settings, TRITON, f"{what} not ready on 127.0.0.1:{settings.http_port} "
-                    f"within {timeout:.0f} s"
+                    settings, TRITON, f"{what} not ready on 127.0.0.1:{settings.grpc_port} "
+                    f"(gRPC) within {timeout:.0f} s"
                 )
             time.sleep(0.1)
     except KeyboardInterrupt:
@@ -618,9 +668,32 @@ def up(
         collector_pid=collector_pid,
         query_url=query_url,
         extra_triton_args=list(extra_triton_args),
+        http=config.get_bool(config.HTTP, False),
     )
     _stack_file(settings).write_text(json.dumps(asdict(stack), indent=2) + "\n")
+    if supervise and config.get_bool(config.SUPERVISE, True):
+        stack.supervisor_pid = _start(
+            settings, SUPERVISOR, [sys.executable, "-m", SUPERVISOR_MODULE], env
+        ).pid
+        _stack_file(settings).write_text(json.dumps(asdict(stack), indent=2) + "\n")
     return stack
+
+
+def _stray_collector(settings: Settings) -> int | None:
+    """The pid of a live collector of this home that no pid file names (started by hand)."""
+    try:
+        pid = int(json.loads(collector_file(settings).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == running_pid(settings, COLLECTOR):
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE or not _matches(proc, COLLECTOR):
+            return None
+    except psutil.Error:
+        return None
+    return pid
 
 
 def _stop(settings: Settings, name: str, timeout: float) -> int | None:
@@ -662,7 +735,7 @@ def down(
     triton_timeout: float = TRITON_STOP_TIMEOUT_S,
     collector_timeout: float = COLLECTOR_STOP_TIMEOUT_S,
 ) -> dict[str, int]:
-    """Stop what `up` started in this home: tritonserver first, then the collector.
+    """Stop what `up` started in this home: the supervisor, tritonserver, then the collector.
 
     The collector gets SIGTERM only after the server has exited, so that it ships every segment
     the stages spooled before it stops.
@@ -671,6 +744,9 @@ def down(
         ``{name: pid}`` of each process that was running and is now stopped.
     """
     stopped: dict[str, int] = {}
+    pid = _stop(settings, SUPERVISOR, SUPERVISOR_STOP_TIMEOUT_S)
+    if pid is not None:
+        stopped[SUPERVISOR] = pid
     pid = _stop(settings, TRITON, triton_timeout)
     if pid is not None:
         stopped[TRITON] = pid
@@ -690,6 +766,10 @@ class Status:
     pids: dict[str, int | None]
     stack: dict | None
     ready: bool
+    down: dict[str, str] = field(default_factory=dict)
+    events: list[dict] = field(default_factory=list)
+    query_url: str | None = None
+    stray_collector: int | None = None
 
     @property
     def running(self) -> bool:
@@ -698,15 +778,35 @@ class Status:
 
 
 def status(settings: Settings, ready_model: str | None = DEFAULT_READY_MODEL) -> Status:
-    """Report the live processes of this home, the ports they use and whether Triton is ready."""
+    """Report the live processes of this home, the ports they use and whether all is ready.
+
+    Ready means: Triton says ready over gRPC, and the supervisor's last probes found no stage,
+    server or collector down (``run/health.json``, written about every second).
+    """
+    from logging_backend.stack import service_state  # noqa: PLC0415
+
     pids = {name: running_pid(settings, name) for name in PROCESSES}
     try:
         stack = json.loads(_stack_file(settings).read_text())
     except (OSError, ValueError):
         stack = None
-    http_port = stack["http_port"] if stack else settings.http_port
-    ready = pids[TRITON] is not None and server_ready(http_port, ready_model)
-    return Status(home=str(settings.home), pids=pids, stack=stack, ready=ready)
+    grpc_port = stack["grpc_port"] if stack else settings.grpc_port
+    ready = pids[TRITON] is not None and grpc_ready(grpc_port, ready_model)
+    down: dict[str, str] = {}
+    health = service_state.read_health(settings) if pids[SUPERVISOR] is not None else None
+    if health is not None:
+        down = dict(health.get("down") or {})
+        if down:
+            ready = False
+    try:
+        query_url = json.loads(collector_file(settings).read_text()).get("query_url")
+    except (OSError, ValueError, AttributeError):
+        query_url = None
+    return Status(
+        home=str(settings.home), pids=pids, stack=stack, ready=ready, down=down,
+        events=service_state.recent_events(settings), query_url=query_url,
+        stray_collector=_stray_collector(settings),
+    )
 
 
 def settings_from_stack(home: Path | str | None = None) -> Settings:

@@ -60,7 +60,7 @@ class RunningStack:
 
     def alive(self) -> bool:
         """Whether the server still answers and `pipeline` is ready."""
-        return launcher.server_ready(self.settings.http_port)
+        return launcher.grpc_ready(self.settings.grpc_port)
 
 
 def start_stack(home: Path, logging: bool = True, **up_kwargs: object) -> RunningStack:

@@ -76,7 +76,8 @@ def up(
     logging_state = "on" if stack.logging else "off"
     typer.echo(
         f"ready: tritonserver {stack.triton_version} (pid {stack.triton_pid}) "
-        f"gRPC {stack.grpc_url}, HTTP {stack.http_url}, metrics 127.0.0.1:{stack.metrics_port}; "
+        f"gRPC {stack.grpc_url}, HTTP {stack.http_url if stack.http else 'off'}, "
+        f"metrics 127.0.0.1:{stack.metrics_port}; "
         f"logging {logging_state}"
     )
     if stack.collector_pid:
@@ -116,15 +117,55 @@ def status(home: HomeOption = None) -> None:
     if report.stack:
         stack = report.stack
         typer.echo(
-            f"ports: gRPC 127.0.0.1:{stack['grpc_port']}, HTTP {stack['http_port']}, "
+            f"ports: gRPC 127.0.0.1:{stack['grpc_port']}, "
+            f"HTTP {stack['http_port'] if stack.get('http') else 'off'}, "
             f"metrics {stack['metrics_port']}; logging {'on' if stack['logging'] else 'off'}; "
             f"tritonserver {stack['triton_version']}"
         )
-        if stack.get("query_url"):
-            typer.echo(f"collector queries at {stack['query_url']}")
+    if report.stray_collector:
+        typer.echo(
+            f"collector pid {report.stray_collector} was not started by `stagelog up`: "
+            "stop it, or use `stagelog restart collector`"
+        )
+    if report.query_url:
+        typer.echo(f"collector queries at {report.query_url}")
+    for part, why in report.down.items():
+        typer.echo(f"down: {part}: {why[:200]}")
+    if report.events:
+        typer.echo("recent service events:")
+        for event in report.events:
+            what = event["component"] + (f" {event['model']}" if event.get("model") else "")
+            how = ", ".join(
+                x for x in (
+                    f"pid {event['pid']}" if event.get("pid") else "",
+                    f"exit {event['exit_code']}" if event.get("exit_code") is not None else "",
+                    event.get("signal") or "",
+                ) if x
+            )
+            typer.echo(
+                f"  {event['ts'][:19]} {what} {event['event']}"
+                + (f" ({how})" if how else "") + f": {event.get('detail', '')[:160]}"
+            )
     typer.echo("ready: " + ("yes" if report.ready else "no"))
     if not report.running:
         raise typer.Exit(3)
+
+
+@app.command()
+def restart(
+    part: Annotated[
+        str, typer.Argument(help="collector, tritonserver (or triton), or a model name.")
+    ],
+    home: HomeOption = None,
+) -> None:
+    """Restart one part of the running stack (through its supervisor) and wait until it is back."""
+    from logging_backend.stack import launcher, supervisor
+
+    try:
+        message = supervisor.request_restart(launcher.settings_from_stack(home), part)
+    except StagelogError as exc:
+        _die(exc)
+    typer.echo(message)
 
 
 # ------------------------------------------------------------ migrate / sql / lineage / ingest

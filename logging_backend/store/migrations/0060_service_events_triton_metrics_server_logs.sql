@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS stagelog.service_events
     signal       LowCardinality(String),                    -- SIGKILL, SIGSEGV... ('' if none)
     attempt      UInt32,                                    -- restart attempt since last healthy
     delay_s      Float64,                                   -- backoff before this restart
+    requests     UInt64,                                    -- rows_lost: Triton's success
+                                                            -- count for the model at the time
     detail       String CODEC(ZSTD),                        -- what failed, in words
     log_tail     String CODEC(ZSTD)                         -- the last log lines at the time
 )

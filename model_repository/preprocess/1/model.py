@@ -15,6 +15,7 @@ class TritonPythonModel(StageModel):
 
     pb = pb_utils
     row_input = "RAW"
+    check_request_id = True
 
     def setup(self, args):
         """Size the duplicate filter from the config."""

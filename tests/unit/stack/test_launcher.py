@@ -22,12 +22,13 @@ from logging_backend.stack import cli, launcher
 
 VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 
-# A stand-in for tritonserver: prints the option table for the version probe, serves the two
-# readiness URLs on --http-port, and can be told to fail or hang through FAKE_TRITON_MODE.
+# A stand-in for tritonserver: prints the option table for the version probe, answers gRPC
+# readiness (server, and model `pipeline`) on --grpc-port, and can be told to fail or hang
+# through FAKE_TRITON_MODE.
 FAKE_TRITON = f"""#!{sys.executable}
-import http.server, os, sys, time
+import os, sys, time
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
-if args.get("allow-http") == "false":
+if args.get("allow-grpc") == "false":
     print("| server_version                   | 9.8.7 |")
     sys.exit(1)
 print("fake tritonserver starting", flush=True)
@@ -44,15 +45,21 @@ if mode == "hang":
     print("still loading pipeline", flush=True)
     time.sleep(600)
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        ok = self.path in ("/v2/health/ready", "/v2/models/pipeline/ready")
-        self.send_response(200 if ok else 404)
-        self.end_headers()
-    def log_message(self, *a):
-        pass
+from concurrent import futures
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-http.server.HTTPServer(("127.0.0.1", int(args["http-port"])), Handler).serve_forever()
+class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
+    def ServerReady(self, request, context):
+        return service_pb2.ServerReadyResponse(ready=True)
+    def ModelReady(self, request, context):
+        return service_pb2.ModelReadyResponse(ready=request.name == "pipeline")
+
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Service(), server)
+server.add_insecure_port("127.0.0.1:" + args["grpc-port"])
+server.start()
+server.wait_for_termination()
 """
 
 # A stand-in collector: writes collector.json when ready; on SIGTERM records whether the
@@ -116,6 +123,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> config.Settings
     for name in list(os.environ):
         if name.startswith("STAGELOG_") or name == "FAKE_TRITON_MODE":
             monkeypatch.delenv(name)
+    monkeypatch.setenv(config.SUPERVISE, "off")  # the supervisor has tests of its own
     grpc, http, metrics = launcher.free_ports(3)
     return config.load(
         home=tmp_path / "home", grpc_port=grpc, http_port=http, metrics_port=metrics, logging=False
@@ -264,11 +272,22 @@ def test_triton_command_binds_loopback_and_appends_extra_args(settings: config.S
         settings, Path("/t/tritonserver"), Path("/repo"), Path("/b"), ["--trace-config=level=OFF"]
     )
     assert "--grpc-address=127.0.0.1" in command
-    assert "--http-address=127.0.0.1" in command
+    assert "--allow-http=false" in command  # HTTP off by default (Triton 2.51's JSON crash)
+    assert not any(arg.startswith("--http-") for arg in command)
     assert "--metrics-address=127.0.0.1" in command
     assert f"--grpc-port={settings.grpc_port}" in command
     assert "--backend-directory=/b" in command
+    assert "--model-control-mode=explicit" in command and "--load-model=*" in command
     assert command[-1] == "--trace-config=level=OFF"
+
+
+def test_http_is_opt_in_and_then_bound_to_loopback(
+    settings: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(config.HTTP, "on")
+    command = launcher.triton_command(settings, Path("/t/tritonserver"), Path("/r"), Path("/b"))
+    assert "--allow-http=true" in command and "--http-address=127.0.0.1" in command
+    assert f"--http-port={settings.http_port}" in command
 
 
 def test_version_is_read_from_the_option_table(fake_triton: Path) -> None:
@@ -455,7 +474,7 @@ def test_ctrl_c_while_waiting_stops_what_was_started(
             raise KeyboardInterrupt
         return False
 
-    monkeypatch.setattr(launcher, "server_ready", interrupted)
+    monkeypatch.setattr(launcher, "grpc_ready", interrupted)
     with pytest.raises(KeyboardInterrupt):
         launcher.up(settings, model_repository=repo, timeout=60)
     assert launcher.running_pid(settings, "tritonserver") is None

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from logging_backend.feedback import FeedbackError, validate_row
+from adapters.feedback import FeedbackError, validate_row
 from riskpipe import limits
 
 

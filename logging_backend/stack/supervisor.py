@@ -1,0 +1,862 @@
+"""The supervisor: keeps tritonserver, every stage and the collector serving.
+
+``python -m logging_backend.stack.supervisor`` is started by ``stagelog up`` once the stack is ready
+(pid file ``pids/supervisor.pid``) and stopped first by ``stagelog down``. Every
+``STAGELOG_PROBE_MS`` (default 2000) it checks:
+
+- **tritonserver** and **the collector**: is the process of its pid file alive? A dead one is
+  a ``crash`` (exit code or signal when the supervisor started it, else the signal Triton's
+  handler printed), and is started again with the launcher's own command line.
+- **every stage**, for real: Triton's ready endpoints keep saying ready after a stub died
+  (2.51), so the supervisor sends a tiny inference: a valid one-row ``pipeline`` request
+  (preprocess, features, the members, aggregate), one row of zeros to each member version
+  directly, and a ``feedback`` request the stub itself must refuse (``KIND=probe``: no report
+  is written). ``Stub process 'forest_0_0' is not healthy`` names the stage; a model the
+  repository index does not list as ``READY`` is down too. A down stage is reloaded through
+  Triton's model-control API (the server runs with ``--model-control-mode=explicit
+  --load-model=*``), which starts new stubs; shared-memory regions the dead stubs left in
+  ``/dev/shm`` are removed. Probe requests carry request ids ``stagelog-probe-<model>``.
+
+Restarts back off (0.5 s doubling to ``MAX_BACKOFF_S``); after ``MAX_ATTEMPTS`` failed
+restarts in a row the part is given up (``give_up``) until ``stagelog restart PART``.
+
+Every crash, restart, give-up, lost-rows notice and cleaned region is a ``service_events`` row,
+written through the spool (the supervisor never talks to the store), and appended to
+``run/service_events.jsonl`` for ``stagelog status``. ``run/health.json`` says what is down;
+``stagelog status`` reports not ready while anything is.
+
+``stagelog restart collector|tritonserver|MODEL`` writes a request under ``run/restart/`` that
+this loop carries out (or, without a running supervisor, the CLI does it in-process).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pyarrow as pa
+
+from logging_backend import config
+from logging_backend.collector.triton_watch import parse_prometheus, write_table
+from logging_backend.errors import LauncherError, StagelogError
+from logging_backend.stack import launcher
+from logging_backend.stack.service_state import (
+    health_file,
+    journal_file,
+    requests_dir,
+)
+
+LOG = logging.getLogger("stagelog.supervisor")
+
+SUPERVISOR = "supervisor"
+MODULE = "logging_backend.stack.supervisor"
+PROBE_MS = "STAGELOG_PROBE_MS"  # default: 2000 (documented in docs/architecture.md)
+DEFAULT_PROBE_MS = 2000
+TICK_S = 0.25
+BASE_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 16.0
+MAX_ATTEMPTS = 6
+START_TIMEOUT_S = 90.0
+PROBE_TIMEOUT_S = 10.0
+JOURNAL_KEEP = 200
+LOG_TAIL_LINES = 30
+PROBE_PREFIX = "stagelog-probe-"
+MEMBERS = ("mlp", "forest", "logreg")
+SHM_DIR = Path("/dev/shm")
+
+_UNHEALTHY = re.compile(r"Stub process '(.+?)_\d+_\d+' is not healthy")
+_SIGNAL_LINE = re.compile(r"Signal \((\d+)\) received")
+
+SERVICE_EVENTS_SCHEMA = pa.schema(
+    [
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("host", pa.string()),
+        ("event_id", pa.string()),
+        ("component", pa.string()),
+        ("model", pa.string()),
+        ("event", pa.string()),
+        ("pid", pa.uint32()),
+        ("exit_code", pa.int32()),
+        ("signal", pa.string()),
+        ("attempt", pa.uint32()),
+        ("delay_s", pa.float64()),
+        ("requests", pa.uint64()),
+        ("detail", pa.string()),
+        ("log_tail", pa.string()),
+    ]
+)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _atomic_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def signal_name(number: int) -> str:
+    """``SIGKILL`` for 9 (``SIG<n>`` when unknown)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIG{number}"
+
+
+# --------------------------------------------------------------------------- events
+
+
+class EventLog:
+    """Writes service events to the spool (for the store) and to the local journal."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.settings = settings
+        self.host = socket.gethostname()
+        self.lock = threading.Lock()
+
+    def record(
+        self,
+        component: str,
+        event: str,
+        *,
+        model: str = "",
+        pid: int | None = None,
+        exit_code: int | None = None,
+        sig: str = "",
+        attempt: int = 0,
+        delay_s: float = 0.0,
+        requests: int = 0,
+        detail: str = "",
+        log_tail: str = "",
+    ) -> dict[str, Any]:
+        """Record one event; never raises (a full disk must not stop the supervisor)."""
+        row = {
+            "ts": datetime.now(timezone.utc),
+            "host": self.host,
+            "event_id": str(uuid.uuid4()),
+            "component": component,
+            "model": model,
+            "event": event,
+            "pid": int(pid or 0),
+            "exit_code": exit_code,
+            "signal": sig,
+            "attempt": attempt,
+            "delay_s": float(delay_s),
+            "requests": int(requests),
+            "detail": detail,
+            "log_tail": log_tail,
+        }
+        LOG.warning(
+            "%s %s%s pid=%s exit=%s signal=%s attempt=%d: %s",
+            component, event, f" ({model})" if model else "", row["pid"], exit_code, sig or "-",
+            attempt, detail,
+        )
+        with self.lock:
+            try:
+                write_table(
+                    self.settings.spool_dir,
+                    "service_events",
+                    pa.Table.from_pylist([row], schema=SERVICE_EVENTS_SCHEMA),
+                )
+            except Exception:
+                LOG.exception("cannot spool a service event")
+            try:
+                self._journal({**row, "ts": row["ts"].isoformat(), "log_tail": ""})
+            except OSError:
+                LOG.exception("cannot append to %s", journal_file(self.settings))
+        return row
+
+    def _journal(self, entry: dict[str, Any]) -> None:
+        path = journal_file(self.settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if len(lines) > 2 * JOURNAL_KEEP:
+            _atomic_json_lines(path, lines[-JOURNAL_KEEP:])
+
+
+def _atomic_json_lines(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- stubs
+
+
+@dataclass(frozen=True)
+class Stub:
+    """One Python-backend stub process of the server."""
+
+    pid: int
+    model: str
+    version: str
+    instance: str
+    shm_region: str
+
+
+def stubs_of(server_pid: int) -> list[Stub]:
+    """The stub processes of ``server_pid``, read from their command lines.
+
+    A stub's arguments are ``<model.py> <shm region> <sizes> <parent pid> <backend dir>
+    <...> <instance name> <kind>``; the model and version are the folders of ``model.py``.
+    """
+    out = []
+    try:
+        children = psutil.Process(server_pid).children()
+    except psutil.Error:
+        return out
+    for child in children:
+        try:
+            args = child.cmdline()
+        except psutil.Error:
+            continue
+        if len(args) < 9 or not args[0].endswith("triton_python_backend_stub"):
+            continue
+        model_py = Path(args[1])
+        out.append(
+            Stub(
+                pid=child.pid,
+                model=model_py.parent.parent.name,
+                version=model_py.parent.name,
+                instance=args[-2],
+                shm_region=args[2],
+            )
+        )
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def remove_regions(regions: set[str], live: list[Stub]) -> list[str]:
+    """Remove ``/dev/shm`` regions of dead stubs (never one a live stub of ours names)."""
+    in_use = {s.shm_region for s in live}
+    removed = []
+    for region in sorted(regions - in_use):
+        if "/" in region or not region.startswith("triton_python_backend_shm_region_"):
+            continue
+        path = SHM_DIR / region
+        try:
+            path.unlink()
+            removed.append(region)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            LOG.warning("cannot remove %s: %s", path, exc)
+    return removed
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def _client(grpc_port: int) -> Any:
+    import tritonclient.grpc as grpcclient  # noqa: PLC0415 - heavy; only the probe needs it
+
+    return grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+
+
+def _input(name: str, array: np.ndarray, dtype: str) -> Any:
+    import tritonclient.grpc as grpcclient  # noqa: PLC0415
+
+    tensor = grpcclient.InferInput(name, list(array.shape), dtype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def _strings(*values: str) -> np.ndarray:
+    return np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
+
+
+@dataclass
+class ProbeResult:
+    """What one round of probes found: stage -> why it is down."""
+
+    down: dict[str, str] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+
+
+def probe_stages(grpc_port: int, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeResult:
+    """Probe every stage with a tiny inference; return the stages that are down and why."""
+    result = ProbeResult()
+    try:
+        client = _client(grpc_port)
+        index = client.get_model_repository_index(as_json=True).get("models", [])
+    except Exception as exc:  # the server itself is down: the process check handles it
+        result.down["tritonserver"] = f"repository index failed: {exc}"
+        return result
+    ready: dict[str, list[str]] = {}
+    for entry in index:
+        name, state = entry.get("name", ""), entry.get("state", "")
+        if state == "READY":
+            ready.setdefault(name, []).append(str(entry.get("version", "")))
+        elif name and name not in ready:
+            result.down.setdefault(name, f"state {state or 'unknown'}: {entry.get('reason', '')}")
+    for name in list(result.down):
+        if name in ready:
+            del result.down[name]  # another version is ready (an old one was unloaded)
+
+    def call(model: str, inputs: list[Any], version: str = "") -> str | None:
+        try:
+            client.infer(
+                model, inputs, model_version=version, request_id=f"{PROBE_PREFIX}{model}",
+                client_timeout=timeout_s,
+            )
+        except Exception as exc:
+            return str(exc)
+        return None
+
+    def blame(model: str, error: str | None, refused_ok: bool = False) -> None:
+        if error is None:
+            return
+        match = _UNHEALTHY.search(error)
+        if match:
+            result.down.setdefault(match.group(1), error)
+        elif refused_ok and "INVALID_ARG" in error:
+            return  # the stub ran and refused the probe, as it should
+        elif "DEADLINE" in error.upper():
+            result.down.setdefault(model, f"probe timed out after {timeout_s:.0f} s")
+        elif "not found" in error or "unavailable" in error.lower():
+            result.down.setdefault(model, error)
+        else:
+            result.down.setdefault(model, error)
+
+    if "pipeline" in ready:
+        event = {"event_id": f"{PROBE_PREFIX}pipeline", "amount": 1.0, "card_id": "probe"}
+        blame("pipeline", call("pipeline", [_input("RAW", _strings(json.dumps(event)), "BYTES")]))
+    if "feedback" in ready:
+        inputs = [
+            _input("REQUEST_ID", _strings(f"{PROBE_PREFIX}feedback"), "BYTES"),
+            _input("ROW", np.zeros((1, 1), dtype=np.int32), "INT32"),
+            _input("KIND", _strings("probe"), "BYTES"),
+            _input("VALUE", _strings("probe"), "BYTES"),
+        ]
+        blame("feedback", call("feedback", inputs), refused_ok=True)
+    for member in MEMBERS:
+        for version in ready.get(member, []):
+            try:
+                meta = client.get_model_metadata(member, version, as_json=True)
+                width = int(meta["inputs"][0]["shape"][-1])
+            except Exception as exc:
+                result.down.setdefault(member, f"metadata failed: {exc}")
+                continue
+            zeros = np.zeros((1, width), dtype=np.float32)
+            blame(member, call(member, [_input("FEATURES", zeros, "FP32")], version))
+    if set(result.down) - {"pipeline"}:
+        result.down.pop("pipeline", None)  # the ensemble fails because a stage is down
+    return result
+
+
+def success_counts(metrics_port: int) -> dict[str, int]:
+    """``nv_inference_request_success`` per model (summed over versions) from Triton."""
+    import urllib.request  # noqa: PLC0415
+
+    try:
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310
+            text = response.read().decode("utf-8", "replace")
+    except OSError:
+        return {}
+    out: dict[str, int] = {}
+    for name, labels, value in parse_prometheus(text, ("nv_inference_request_success",)):
+        if name == "nv_inference_request_success":
+            model = labels.get("model", "")
+            out[model] = out.get(model, 0) + int(value)
+    return out
+
+
+# --------------------------------------------------------------------------- parts
+
+
+@dataclass
+class Part:
+    """Restart bookkeeping of one supervised part (a process or a model)."""
+
+    name: str
+    attempts: int = 0
+    next_try: float = 0.0
+    given_up: bool = False
+    starting_until: float = 0.0
+    proc: subprocess.Popen | None = None
+    last_pid: int | None = None
+    down_since: float | None = None
+
+    def backoff(self) -> float:
+        """The delay before the next attempt (doubling, capped)."""
+        return min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** max(0, self.attempts - 1))
+
+
+class Supervisor:
+    """Watches one stack (``run/stack.json`` of ``settings.home``) and restarts what died.
+
+    Args:
+        settings: The stack's settings (home, ports, ...).
+        probe_s: Seconds between rounds of stage probes.
+    """
+
+    def __init__(self, settings: config.Settings, probe_s: float | None = None) -> None:
+        self.settings = settings
+        self.stack = self._read_stack()
+        self.probe_s = (
+            probe_s
+            if probe_s is not None
+            else config.get_int(PROBE_MS, DEFAULT_PROBE_MS, minimum=100) / 1000
+        )
+        self.events = EventLog(settings)
+        self.stop_event = threading.Event()
+        self.parts: dict[str, Part] = {}
+        self.down: dict[str, str] = {}
+        self.stubs: dict[int, Stub] = {}
+        self.next_probe = 0.0
+        self.watch_collector = self.stack.get("collector_pid") is not None
+        for name in (launcher.TRITON, launcher.COLLECTOR):
+            self.parts[name] = Part(name, last_pid=launcher.running_pid(settings, name))
+
+    def _read_stack(self) -> dict[str, Any]:
+        path = launcher.run_dir(self.settings) / "stack.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LauncherError(f"no stack to supervise in {self.settings.home}: {exc}") from exc
+
+    # ------------------------------------------------------------------ loop
+
+    def request_stop(self, *_: object) -> None:
+        """Stop after the current step (signal handler)."""
+        self.stop_event.set()
+
+    def run(self) -> None:
+        """Check, restart and probe until asked to stop."""
+        LOG.info("supervising %s (probes every %.1f s)", self.settings.home, self.probe_s)
+        while not self.stop_event.is_set():
+            try:
+                self.step()
+            except Exception:  # a bug here must not end supervision; logged in full
+                LOG.exception("supervisor step failed")
+            self.stop_event.wait(TICK_S)
+
+    def step(self) -> None:
+        """One round: restart requests, the processes, then (when due) the stages."""
+        self._handle_requests()
+        self._check_process(launcher.TRITON)
+        if self.watch_collector:
+            self._check_process(launcher.COLLECTOR)
+        now = time.monotonic()
+        triton = self.parts[launcher.TRITON]
+        if now >= self.next_probe and triton.starting_until == 0 and triton.down_since is None:
+            self.next_probe = now + self.probe_s
+            self._probe()
+        self._write_health()
+
+    # ------------------------------------------------------------------ processes
+
+    def _exit_status(self, part: Part) -> tuple[int | None, str]:
+        """(exit code, signal name) of a part that died, as far as it can be known."""
+        if part.proc is not None and part.proc.poll() is not None:
+            code = part.proc.returncode
+            return (None, signal_name(-code)) if code < 0 else (code, "")
+        tail = launcher.log_tail(launcher._log_file(self.settings, part.name), 200)
+        found = _SIGNAL_LINE.findall(tail)
+        return None, signal_name(int(found[-1])) if found else ""
+
+    def _check_process(self, name: str) -> None:
+        part = self.parts[name]
+        pid = launcher.running_pid(self.settings, name)
+        now = time.monotonic()
+        if part.starting_until:
+            self._check_starting(part, pid, now)
+            return
+        if pid is not None:
+            part.last_pid = pid
+            if part.down_since is not None:
+                part.down_since = None
+            if name == launcher.TRITON:
+                self._remember_stubs(pid)
+            return
+        if part.down_since is None:
+            code, sig = self._exit_status(part)
+            part.down_since = now
+            part.next_try = now + part.backoff()
+            self.events.record(
+                name, "crash", pid=part.last_pid, exit_code=code, sig=sig,
+                detail=f"{name} (pid {part.last_pid}) is not running",
+                log_tail=launcher.log_tail(launcher._log_file(self.settings, name),
+                                           LOG_TAIL_LINES),
+            )
+            if name == launcher.TRITON:
+                self._after_server_death(part.last_pid)
+        if not part.given_up and now >= part.next_try:
+            self._start_process(part)
+
+    def _after_server_death(self, pid: int | None) -> None:
+        """Kill the stubs a dead server leaves behind, remove their regions."""
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)  # the server's own group (start_new_session)
+            except (ProcessLookupError, PermissionError):
+                pass
+        stubs = [s for s in self.stubs.values() if not _alive(s.pid)]
+        regions = {s.shm_region for s in self.stubs.values()}
+        time.sleep(0.2)
+        removed = remove_regions(regions, [])
+        if removed:
+            self.events.record(
+                "tritonserver", "shm_cleaned", pid=pid,
+                detail=f"removed {len(removed)} /dev/shm regions of {len(stubs)} dead stubs",
+            )
+        self.stubs.clear()
+
+    def _start_process(self, part: Part) -> None:
+        part.attempts += 1
+        delay = part.backoff()
+        try:
+            if part.name == launcher.TRITON:
+                part.proc = self._spawn_triton()
+            else:
+                part.proc = self._spawn_collector()
+        except (StagelogError, OSError) as exc:
+            self._failed(part, f"cannot start {part.name}: {exc}", delay)
+            return
+        part.starting_until = time.monotonic() + START_TIMEOUT_S
+        self.events.record(
+            part.name, "restart", pid=part.proc.pid, attempt=part.attempts, delay_s=delay,
+            detail=f"started {part.name} again (pid {part.proc.pid})",
+        )
+
+    def _check_starting(self, part: Part, pid: int | None, now: float) -> None:
+        assert part.proc is not None
+        if part.proc.poll() is not None:
+            code, sig = self._exit_status(part)
+            part.starting_until = 0.0
+            self._failed(
+                part, f"{part.name} exited while starting (code {code}, signal {sig or '-'})",
+                part.backoff(), code=code, sig=sig,
+            )
+            return
+        if self._started(part):
+            took = START_TIMEOUT_S - (part.starting_until - now)
+            part.starting_until = 0.0
+            part.last_pid = part.proc.pid
+            part.down_since = None
+            self.events.record(
+                part.name, "restarted", pid=part.proc.pid, attempt=part.attempts,
+                detail=f"{part.name} ready again after {took:.1f} s",
+            )
+            part.attempts = 0
+            self._update_stack(part)
+            self.next_probe = 0.0
+            return
+        if now > part.starting_until:
+            part.starting_until = 0.0
+            try:
+                part.proc.kill()
+            except OSError:
+                pass
+            self._failed(part, f"{part.name} not ready within {START_TIMEOUT_S:.0f} s",
+                         part.backoff())
+
+    def _failed(
+        self, part: Part, detail: str, delay: float, code: int | None = None, sig: str = ""
+    ) -> None:
+        tail = launcher.log_tail(launcher._log_file(self.settings, part.name), LOG_TAIL_LINES)
+        if part.attempts >= MAX_ATTEMPTS:
+            part.given_up = True
+            self.events.record(part.name, "give_up", attempt=part.attempts, exit_code=code,
+                               sig=sig, detail=f"{detail}; giving up after {part.attempts} "
+                               "attempts (stagelog restart to try again)", log_tail=tail)
+            return
+        part.next_try = time.monotonic() + delay
+        part.down_since = part.down_since or time.monotonic()
+        self.events.record(part.name, "restart_failed", attempt=part.attempts, exit_code=code,
+                           sig=sig, delay_s=delay, detail=detail, log_tail=tail)
+
+    def _started(self, part: Part) -> bool:
+        if part.name == launcher.TRITON:
+            return launcher.grpc_ready(self.settings.grpc_port, launcher.DEFAULT_READY_MODEL)
+        info = _collector_info(self.settings)
+        return info is not None and int(info.get("pid", 0)) == part.proc.pid
+
+    def _env(self) -> dict[str, str]:
+        binary = Path(self.stack["tritonserver"])
+        return launcher.stack_env(
+            self.settings, binary, self.stack.get("triton_version", "unknown"),
+            wheel_dir=launcher.wheel_triton_dir(),
+        )
+
+    def _spawn_triton(self) -> subprocess.Popen:
+        binary = Path(self.stack["tritonserver"])
+        backend_dir = self.settings.home / "backends"
+        command = launcher.triton_command(
+            self.settings, binary, Path(self.stack["model_repository"]), backend_dir,
+            self.stack.get("extra_triton_args", []),
+        )
+        for port in (self.settings.grpc_port, self.settings.metrics_port):
+            if not launcher.port_free(port):
+                raise LauncherError(f"port {port} is still taken")
+        return launcher._start(self.settings, launcher.TRITON, command, self._env())
+
+    def _spawn_collector(self) -> subprocess.Popen:
+        launcher.collector_file(self.settings).unlink(missing_ok=True)
+        return launcher._start(
+            self.settings, launcher.COLLECTOR, [sys.executable, "-m", launcher.COLLECTOR_MODULE],
+            self._env(),
+        )
+
+    def _update_stack(self, part: Part) -> None:
+        path = launcher.run_dir(self.settings) / "stack.json"
+        try:
+            stack = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if part.name == launcher.TRITON:
+            stack["triton_pid"] = part.proc.pid
+        else:
+            stack["collector_pid"] = part.proc.pid
+            info = _collector_info(self.settings) or {}
+            stack["query_url"] = info.get("query_url", stack.get("query_url"))
+        _atomic_json(path, stack)
+        self.stack = stack
+
+    # ------------------------------------------------------------------ stages
+
+    def _remember_stubs(self, server_pid: int) -> None:
+        for stub in stubs_of(server_pid):
+            self.stubs[stub.pid] = stub
+
+    def _probe(self) -> None:
+        server_pid = self.parts[launcher.TRITON].last_pid
+        if server_pid is None:
+            return
+        result = probe_stages(self.settings.grpc_port)
+        if "tritonserver" in result.down:
+            return  # the process check decides; a server that answers nothing is handled there
+        now = time.monotonic()
+        for model in list(self.down):
+            if model not in result.down:
+                part = self.parts.get(f"model:{model}")
+                if part and part.attempts:
+                    self.events.record("model", "restarted", model=model, attempt=part.attempts,
+                                       detail=f"{model} answers probes again")
+                    part.attempts = 0
+                    part.down_since = None
+                del self.down[model]
+        for model, why in result.down.items():
+            part = self.parts.setdefault(f"model:{model}", Part(f"model:{model}"))
+            if model not in self.down:
+                self.down[model] = why
+                part.down_since = now
+                part.next_try = now
+                self._stage_died(model, why, server_pid)
+            if not part.given_up and now >= part.next_try:
+                self._reload(model, part)
+
+    def _stage_died(self, model: str, why: str, server_pid: int) -> None:
+        live = {s.pid for s in stubs_of(server_pid)}
+        dead = [s for s in self.stubs.values() if s.model == model and s.pid not in live]
+        counts = success_counts(self.settings.metrics_port)
+        self.events.record(
+            "model", "unhealthy", model=model, pid=dead[0].pid if dead else 0,
+            detail=why[:2000],
+            log_tail=launcher.log_tail(launcher._log_file(self.settings, launcher.TRITON),
+                                       LOG_TAIL_LINES),
+        )
+        for stub in dead:
+            # What the stub buffered since its last flush died with it: Triton counted the
+            # requests it answered, stage_events holds the ones it logged (same pid). The view
+            # stub_rows_lost (migration 0061) subtracts one from the other.
+            self.events.record(
+                "model", "rows_lost", model=model, pid=stub.pid,
+                requests=counts.get(model, 0),
+                detail=f"stub {stub.instance} (pid {stub.pid}, version {stub.version}) died; "
+                "the records it had not flushed yet are lost; requests = Triton's success "
+                "count for the model since its load",
+            )
+
+    def _reload(self, model: str, part: Part) -> None:
+        part.attempts += 1
+        delay = part.backoff()
+        server_pid = self.parts[launcher.TRITON].last_pid or 0
+        regions = {s.shm_region for s in self.stubs.values() if s.model == model}
+        self.events.record("model", "restart", model=model, attempt=part.attempts,
+                           delay_s=delay, detail=f"reloading {model} through model control")
+        started = time.monotonic()
+        try:
+            _client(self.settings.grpc_port).load_model(model)
+        except Exception as exc:
+            if part.attempts >= MAX_ATTEMPTS:
+                part.given_up = True
+                self.events.record("model", "give_up", model=model, attempt=part.attempts,
+                                   detail=f"reload failed: {exc}")
+            else:
+                part.next_try = time.monotonic() + delay
+                self.events.record("model", "restart_failed", model=model,
+                                   attempt=part.attempts, delay_s=delay,
+                                   detail=f"reload failed: {exc}")
+            return
+        part.next_try = time.monotonic() + delay
+        self.next_probe = 0.0  # confirm with a probe at once
+        live = stubs_of(server_pid)
+        for stub in [s for s in self.stubs.values() if s.model == model]:
+            if not _alive(stub.pid):
+                del self.stubs[stub.pid]
+        for stub in live:
+            self.stubs[stub.pid] = stub
+        removed = remove_regions(regions, live)
+        if removed:
+            self.events.record("model", "shm_cleaned", model=model,
+                               detail=f"removed /dev/shm/{', /dev/shm/'.join(removed)}")
+        LOG.info("reloaded %s in %.1f s", model, time.monotonic() - started)
+
+    # ------------------------------------------------------------------ requests, health
+
+    def restart(self, part_name: str) -> str:
+        """Restart one part now (``collector``, ``tritonserver`` or a model); return a message."""
+        name = {"triton": launcher.TRITON, "server": launcher.TRITON}.get(part_name, part_name)
+        if name in (launcher.TRITON, launcher.COLLECTOR):
+            part = self.parts[name]
+            old = launcher.running_pid(self.settings, name)
+            if old is not None:
+                part.proc = None
+                stopped = launcher._stop(
+                    self.settings, name,
+                    launcher.TRITON_STOP_TIMEOUT_S if name == launcher.TRITON
+                    else launcher.COLLECTOR_STOP_TIMEOUT_S,
+                )
+                if name == launcher.TRITON:
+                    self._after_server_death(stopped)
+            part.given_up, part.attempts, part.down_since = False, 0, time.monotonic()
+            self.events.record(name, "restart_requested", pid=old,
+                               detail=f"stagelog restart {part_name}")
+            self._start_process(part)
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while part.starting_until and time.monotonic() < deadline:
+                self._check_starting(part, None, time.monotonic())
+                time.sleep(0.1)
+            if part.starting_until or part.down_since is not None:
+                return f"{name} did not come back (see stagelog status)"
+            return f"{name} restarted (pid {part.last_pid})"
+        part = self.parts.setdefault(f"model:{name}", Part(f"model:{name}"))
+        part.given_up, part.attempts = False, 0
+        self.events.record("model", "restart_requested", model=name,
+                           detail=f"stagelog restart {part_name}")
+        self._reload(name, part)
+        result = probe_stages(self.settings.grpc_port)
+        if name in result.down:
+            return f"{name} reloaded but still down: {result.down[name][:300]}"
+        self.down.pop(name, None)
+        return f"{name} reloaded"
+
+    def _handle_requests(self) -> None:
+        folder = requests_dir(self.settings)
+        if not folder.is_dir():
+            return
+        for request in sorted(folder.glob("*.request")):
+            try:
+                part_name = json.loads(request.read_text(encoding="utf-8"))["part"]
+            except (OSError, ValueError, KeyError):
+                request.unlink(missing_ok=True)
+                continue
+            request.unlink(missing_ok=True)
+            try:
+                message = self.restart(str(part_name))
+                ok = "did not" not in message and "still down" not in message
+            except Exception as exc:
+                LOG.exception("restart of %s failed", part_name)
+                message, ok = f"restart of {part_name} failed: {exc}", False
+            _atomic_json(request.with_suffix(".done"), {"ok": ok, "message": message})
+
+    def _write_health(self) -> None:
+        down = dict(self.down)
+        for name, part in self.parts.items():
+            if name.startswith("model:"):
+                continue
+            if part.down_since is not None or part.starting_until:
+                down[name] = "restarting" if not part.given_up else "given up"
+        _atomic_json(health_file(self.settings), {
+            "ts": time.time(), "pid": os.getpid(), "down": down,
+            "given_up": sorted(n for n, p in self.parts.items() if p.given_up),
+        })
+
+
+def _collector_info(settings: config.Settings) -> dict[str, Any] | None:
+    try:
+        info = json.loads(launcher.collector_file(settings).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def request_restart(settings: config.Settings, part: str, timeout: float = 150.0) -> str:
+    """Restart ``part`` through the running supervisor, or here when none runs.
+
+    Raises:
+        LauncherError: When nothing runs in this home, or the restart failed.
+    """
+    if launcher.running_pid(settings, SUPERVISOR) is None:
+        if launcher.running_pid(settings, launcher.TRITON) is None and part != "collector":
+            raise LauncherError(f"no stack runs in {settings.home}: use stagelog up")
+        message = Supervisor(settings).restart(part)
+        if "did not" in message or "still down" in message:
+            raise LauncherError(message)
+        return message
+    folder = requests_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    _atomic_json(folder / f"{token}.request", {"part": part})
+    done = folder / f"{token}.done"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            answer = json.loads(done.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            time.sleep(0.1)
+            continue
+        done.unlink(missing_ok=True)
+        if not answer.get("ok"):
+            raise LauncherError(answer.get("message", "restart failed"))
+        return str(answer.get("message", ""))
+    raise LauncherError(f"the supervisor did not restart {part} within {timeout:.0f} s")
+
+
+def main() -> int:
+    """Supervise the stack of ``$STAGELOG_HOME`` until SIGTERM/SIGINT."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s pid=%(process)d: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        supervisor = Supervisor(launcher.settings_from_stack())
+    except StagelogError as exc:
+        LOG.error("%s", exc)
+        return 2
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    supervisor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
