@@ -328,20 +328,19 @@ def probe_stages(grpc_port: int, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeRes
             return str(exc)
         return None
 
-    def blame(model: str, error: str | None, refused_ok: bool = False) -> None:
+    def blame(model: str, error: str | None) -> None:
         if error is None:
             return
         match = _UNHEALTHY.search(error)
         if match:
             result.down.setdefault(match.group(1), error)
-        elif refused_ok and "INVALID_ARG" in error:
-            return  # the stub ran and refused the probe, as it should
         elif "DEADLINE" in error.upper():
             result.down.setdefault(model, f"probe timed out after {timeout_s:.0f} s")
-        elif "not found" in error or "unavailable" in error.lower():
+        elif "UNAVAILABLE" in error or "not ready" in error or "unknown model" in error:
             result.down.setdefault(model, error)
         else:
-            result.down.setdefault(model, error)
+            # Answered with an error (the feedback probe's INVALID_ARG, by design): the stub ran.
+            LOG.debug("probe of %s answered: %s", model, error)
 
     if "pipeline" in ready:
         event = {"event_id": f"{PROBE_PREFIX}pipeline", "amount": 1.0, "card_id": "probe"}
@@ -353,12 +352,13 @@ def probe_stages(grpc_port: int, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeRes
             _input("KIND", _strings("probe"), "BYTES"),
             _input("VALUE", _strings("probe"), "BYTES"),
         ]
-        blame("feedback", call("feedback", inputs), refused_ok=True)
+        blame("feedback", call("feedback", inputs))
     for member in MEMBERS:
         for version in ready.get(member, []):
             try:
                 meta = client.get_model_metadata(member, version, as_json=True)
-                width = int(meta["inputs"][0]["shape"][-1])
+                (shape,) = [i["shape"] for i in meta["inputs"] if i["name"] == "FEATURES"]
+                width = int(shape[-1])
             except Exception as exc:
                 result.down.setdefault(member, f"metadata failed: {exc}")
                 continue
@@ -367,6 +367,29 @@ def probe_stages(grpc_port: int, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeRes
     if set(result.down) - {"pipeline"}:
         result.down.pop("pipeline", None)  # the ensemble fails because a stage is down
     return result
+
+
+def reload_model(grpc_port: int, model: str, unload_timeout_s: float = 10.0) -> None:
+    """Unload ``model`` and load it again: new stubs, whatever state the old ones were in.
+
+    A plain load of a loaded model whose files did not change is a no-op in 2.51 (and a load
+    with the same config override only updates it in place), so a dead stub would stay dead.
+    Models that depend on it (``pipeline``) are unavailable in between and come back with it.
+    """
+    client = _client(grpc_port)
+    try:
+        client.unload_model(model)
+    except Exception as exc:  # not loaded (a failed load): load it
+        LOG.info("unload of %s before reload: %s", model, exc)
+    deadline = time.monotonic() + unload_timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if not client.is_model_ready(model):
+                break
+        except Exception:
+            break
+        time.sleep(0.05)
+    client.load_model(model)
 
 
 def success_counts(metrics_port: int) -> dict[str, int]:
@@ -703,7 +726,7 @@ class Supervisor:
                            delay_s=delay, detail=f"reloading {model} through model control")
         started = time.monotonic()
         try:
-            _client(self.settings.grpc_port).load_model(model)
+            reload_model(self.settings.grpc_port, model)
         except Exception as exc:
             if part.attempts >= MAX_ATTEMPTS:
                 part.given_up = True
