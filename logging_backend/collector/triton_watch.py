@@ -37,6 +37,7 @@ from typing import Any
 import pyarrow as pa
 
 from logging_backend.spool import layout
+from logging_backend.spool.schemas import SCHEMAS
 
 LOG = logging.getLogger("stagelog.collector.triton")
 
@@ -47,34 +48,9 @@ LOG_POLL_S = 0.5
 MAX_MESSAGE_CHARS = 16_000
 MAX_CONTINUATION_LINES = 60
 
-TRITON_METRICS_SCHEMA = pa.schema(
-    [
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("host", pa.string()),
-        ("server_pid", pa.uint32()),
-        ("metric", pa.string()),
-        ("model", pa.string()),
-        ("version", pa.string()),
-        ("reason", pa.string()),
-        ("labels", pa.map_(pa.string(), pa.string())),
-        ("value", pa.float64()),
-    ]
-)
+TRITON_METRICS_SCHEMA = SCHEMAS["triton_metrics"]
 
-SERVER_LOGS_SCHEMA = pa.schema(
-    [
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("host", pa.string()),
-        ("source", pa.string()),
-        ("level", pa.string()),
-        ("pid", pa.uint32()),
-        ("location", pa.string()),
-        ("model", pa.string()),
-        ("message", pa.string()),
-        ("log_file", pa.string()),
-        ("log_offset", pa.uint64()),
-    ]
-)
+SERVER_LOGS_SCHEMA = SCHEMAS["server_logs"]
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')

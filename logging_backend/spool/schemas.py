@@ -146,3 +146,54 @@ SCHEMAS["spool_drops"] = pa.schema(
 )
 
 
+
+# Crashes, restarts and give-ups the supervisor saw (migration 0060).
+SCHEMAS["service_events"] = pa.schema(
+    [
+        ("ts", _TS),
+        ("host", _STR),
+        ("event_id", _STR),
+        ("component", _STR),
+        ("model", _STR),
+        ("event", _STR),
+        ("pid", pa.uint32()),
+        ("exit_code", pa.int32()),
+        ("signal", _STR),
+        ("attempt", pa.uint32()),
+        ("delay_s", pa.float64()),
+        ("requests", pa.uint64()),
+        ("detail", _STR),
+        ("log_tail", _STR),
+    ]
+)
+
+# Triton's own metrics, sampled by the collector (migration 0060).
+SCHEMAS["triton_metrics"] = pa.schema(
+    [
+        ("ts", _TS),
+        ("host", _STR),
+        ("server_pid", pa.uint32()),
+        ("metric", _STR),
+        ("model", _STR),
+        ("version", _STR),
+        ("reason", _STR),
+        ("labels", pa.map_(_STR, _STR)),
+        ("value", pa.float64()),
+    ]
+)
+
+# Triton's warnings and errors, tailed by the collector (migration 0060).
+SCHEMAS["server_logs"] = pa.schema(
+    [
+        ("ts", _TS),
+        ("host", _STR),
+        ("source", _STR),
+        ("level", _STR),
+        ("pid", pa.uint32()),
+        ("location", _STR),
+        ("model", _STR),
+        ("message", _STR),
+        ("log_file", _STR),
+        ("log_offset", pa.uint64()),
+    ]
+)

@@ -54,6 +54,7 @@ import pyarrow as pa
 from logging_backend import config
 from logging_backend.collector.triton_watch import parse_prometheus, write_table
 from logging_backend.errors import LauncherError, StagelogError
+from logging_backend.spool.schemas import SCHEMAS
 from logging_backend.stack import launcher
 from logging_backend.stack.service_state import (
     health_file,
@@ -82,24 +83,7 @@ SHM_DIR = Path("/dev/shm")
 _UNHEALTHY = re.compile(r"Stub process '(.+?)_\d+_\d+' is not healthy")
 _SIGNAL_LINE = re.compile(r"Signal \((\d+)\) received")
 
-SERVICE_EVENTS_SCHEMA = pa.schema(
-    [
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("host", pa.string()),
-        ("event_id", pa.string()),
-        ("component", pa.string()),
-        ("model", pa.string()),
-        ("event", pa.string()),
-        ("pid", pa.uint32()),
-        ("exit_code", pa.int32()),
-        ("signal", pa.string()),
-        ("attempt", pa.uint32()),
-        ("delay_s", pa.float64()),
-        ("requests", pa.uint64()),
-        ("detail", pa.string()),
-        ("log_tail", pa.string()),
-    ]
-)
+SERVICE_EVENTS_SCHEMA = SCHEMAS["service_events"]
 
 
 # --------------------------------------------------------------------------- files
