@@ -225,7 +225,8 @@ def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack
     home = tmp_path_factory.mktemp("stagelog-outage")
     running = None
     try:
-        running = start_stack(home)
+        # No supervisor: these tests stop and start the collector by hand on purpose.
+        running = start_stack(home, supervise=False)
         yield running
     finally:
         info = collector.read_info(home)

@@ -90,7 +90,10 @@ def test_two_stacks_run_side_by_side_and_stop_cleanly(tmp_path: Path) -> None:
         assert _ask(first.grpc_url)
     finally:
         stopped = launcher.down(first.settings)
-    assert stopped == {"tritonserver": first.stack.triton_pid}
+    assert stopped == {
+        "supervisor": first.stack.supervisor_pid,  # first: nothing restarts what is stopped
+        "tritonserver": first.stack.triton_pid,
+    }
     for pid in (first.stack.triton_pid, stub_pid):
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not launcher.status(first.settings).running
@@ -117,7 +120,7 @@ def test_down_right_after_traffic_keeps_every_logged_request(tmp_path: Path) -> 
         client.close()
     finally:
         stopped = launcher.down(running.settings)
-    assert list(stopped) == ["tritonserver", "collector"]
+    assert list(stopped) == ["supervisor", "tritonserver", "collector"]
     # The store is free again: count in a separate process (chDB allows one path per process).
     count = subprocess.run(
         [
