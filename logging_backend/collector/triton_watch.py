@@ -41,7 +41,6 @@ from logging_backend.spool.schemas import SCHEMAS
 
 LOG = logging.getLogger("stagelog.collector.triton")
 
-METRICS_MS = "STAGELOG_TRITON_METRICS_MS"  # default: 5000 (documented in docs/architecture.md)
 DEFAULT_METRICS_MS = 5000
 KEEP_PREFIXES = ("nv_inference_",)
 LOG_POLL_S = 0.5
@@ -371,7 +370,7 @@ def start_samplers(home: Path, spool_dir: Path, metrics_port: int) -> list[_Work
     """Start both samplers for the stack in ``home`` (the collector's hook)."""
     from logging_backend import config  # noqa: PLC0415
 
-    interval = config.get_int(METRICS_MS, DEFAULT_METRICS_MS, minimum=100) / 1000
+    interval = config.get_int(config.TRITON_METRICS_MS, DEFAULT_METRICS_MS, minimum=100) / 1000
 
     def server_pid() -> int:
         try:

@@ -66,7 +66,7 @@ LOG = logging.getLogger("stagelog.supervisor")
 
 SUPERVISOR = "supervisor"
 MODULE = "logging_backend.stack.supervisor"
-PROBE_MS = "STAGELOG_PROBE_MS"  # default: 2000 (documented in docs/architecture.md)
+PROBE_MS = config.PROBE_MS
 DEFAULT_PROBE_MS = 2000
 TICK_S = 0.25
 BASE_BACKOFF_S = 0.5
