@@ -52,7 +52,7 @@ import psutil
 import pyarrow as pa
 
 from logging_backend import config
-from logging_backend.collector.triton_watch import parse_prometheus, write_table
+from logging_backend.collector.triton_watch import MetricsSampler, parse_prometheus, write_table
 from logging_backend.errors import LauncherError, StagelogError
 from logging_backend.spool.schemas import SCHEMAS
 from logging_backend.stack import launcher
@@ -709,6 +709,12 @@ class Supervisor:
         self.events.record("model", "restart", model=model, attempt=part.attempts,
                            delay_s=delay, detail=f"reloading {model} through model control")
         started = time.monotonic()
+        # Reloading resets the counters of the model and of the ensembles using it: sample
+        # them first, so that the failures of the dead stub reach triton_metrics.
+        MetricsSampler(
+            self.settings.spool_dir, f"http://127.0.0.1:{self.settings.metrics_port}/metrics",
+            lambda: server_pid,
+        ).step()
         try:
             reload_model(self.settings.grpc_port, model)
         except Exception as exc:
