@@ -80,6 +80,7 @@ PROBE_PREFIX = "stagelog-probe-"
 MEMBERS = ("mlp", "forest", "logreg")
 SHM_DIR = Path("/dev/shm")
 
+_REGION_PREFIX = "triton_python_backend_shm_region_"
 _UNHEALTHY = re.compile(r"Stub process '(.+?)_\d+_\d+' is not healthy")
 _SIGNAL_LINE = re.compile(r"Signal \((\d+)\) received")
 
@@ -227,6 +228,26 @@ def stubs_of(server_pid: int) -> list[Stub]:
     return out
 
 
+def server_regions(server_pid: int) -> set[str]:
+    """The stub shared-memory regions ``server_pid`` has mapped (``/proc/<pid>/maps``).
+
+    The server maps the region of every stub it started, and keeps the mapping of a stub that
+    died: this names the regions of this server's stubs even when the supervisor never saw
+    the stub alive.
+    """
+    found = set()
+    try:
+        with open(f"/proc/{server_pid}/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.rstrip("\n").split(None, 5)
+                path = fields[5] if len(fields) == 6 else ""
+                if path.startswith(f"{SHM_DIR}/{_REGION_PREFIX}"):
+                    found.add(path.rsplit("/", 1)[-1].removesuffix(" (deleted)"))
+    except OSError:
+        pass
+    return found
+
+
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie does not)."""
     try:
@@ -240,7 +261,7 @@ def remove_regions(regions: set[str], live: list[Stub]) -> list[str]:
     in_use = {s.shm_region for s in live}
     removed = []
     for region in sorted(regions - in_use):
-        if "/" in region or not region.startswith("triton_python_backend_shm_region_"):
+        if "/" in region or not region.startswith(_REGION_PREFIX):
             continue
         path = SHM_DIR / region
         try:
@@ -436,10 +457,13 @@ class Supervisor:
         self.parts: dict[str, Part] = {}
         self.down: dict[str, str] = {}
         self.stubs: dict[int, Stub] = {}
+        self.regions: set[str] = set()  # stub regions the server was seen to map
         self.next_probe = 0.0
         self.watch_collector = self.stack.get("collector_pid") is not None
         for name in (launcher.TRITON, launcher.COLLECTOR):
             self.parts[name] = Part(name, last_pid=launcher.running_pid(settings, name))
+        if self.parts[launcher.TRITON].last_pid:
+            self._remember_stubs(self.parts[launcher.TRITON].last_pid)
 
     def _read_stack(self) -> dict[str, Any]:
         path = launcher.run_dir(self.settings) / "stack.json"
@@ -499,8 +523,6 @@ class Supervisor:
             part.last_pid = pid
             if part.down_since is not None:
                 part.down_since = None
-            if name == launcher.TRITON:
-                self._remember_stubs(pid)
             return
         if part.down_since is None:
             code, sig = self._exit_status(part)
@@ -525,7 +547,7 @@ class Supervisor:
             except (ProcessLookupError, PermissionError):
                 pass
         stubs = [s for s in self.stubs.values() if not _alive(s.pid)]
-        regions = {s.shm_region for s in self.stubs.values()}
+        regions = {s.shm_region for s in self.stubs.values()} | self.regions
         time.sleep(0.2)
         removed = remove_regions(regions, [])
         if removed:
@@ -534,6 +556,7 @@ class Supervisor:
                 detail=f"removed {len(removed)} /dev/shm regions of {len(stubs)} dead stubs",
             )
         self.stubs.clear()
+        self.regions.clear()
 
     def _start_process(self, part: Part) -> None:
         part.attempts += 1
@@ -651,11 +674,13 @@ class Supervisor:
     def _remember_stubs(self, server_pid: int) -> None:
         for stub in stubs_of(server_pid):
             self.stubs[stub.pid] = stub
+        self.regions |= server_regions(server_pid)
 
     def _probe(self) -> None:
         server_pid = self.parts[launcher.TRITON].last_pid
         if server_pid is None:
             return
+        self._remember_stubs(server_pid)
         result = probe_stages(self.settings.grpc_port)
         if "tritonserver" in result.down:
             return  # the process check decides; a server that answers nothing is handled there
@@ -705,7 +730,10 @@ class Supervisor:
         part.attempts += 1
         delay = part.backoff()
         server_pid = self.parts[launcher.TRITON].last_pid or 0
+        # Its dead stubs' regions: known from their command lines, or still mapped by the
+        # server; the live stubs' regions (of every model) are kept by remove_regions.
         regions = {s.shm_region for s in self.stubs.values() if s.model == model}
+        regions |= server_regions(server_pid)
         self.events.record("model", "restart", model=model, attempt=part.attempts,
                            delay_s=delay, detail=f"reloading {model} through model control")
         started = time.monotonic()

@@ -71,6 +71,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     running = None
     try:
         running = start_stack(home)
+        eventually(lambda: read_health(running.settings), 60, "the supervisor's first round")
         yield running
     finally:
         os.environ.pop(supervisor.PROBE_MS, None)
@@ -352,11 +353,14 @@ def test_kill_9_of_the_collector_is_restarted_and_loses_nothing(faults: RunningS
     ids = []
     for i in range(40):  # served while the collector is down: they wait in the spool
         ids.append(score_batch(client, [POOL[i % len(POOL)]], f"col-{tag}-{i}").request_id)
-    eventually(lambda: launcher.running_pid(settings, launcher.COLLECTOR) not in (None, old),
-               RECOVERY_S, "a new collector")
+    def new_collector_ready() -> dict | None:
+        pid = launcher.running_pid(settings, launcher.COLLECTOR)
+        info = json.loads(launcher.collector_file(settings).read_text())
+        return info if pid not in (None, old) and info["pid"] == pid else None
+
+    info = eventually(new_collector_ready, RECOVERY_S, "a new collector, ready")
     assert time.monotonic() - killed_at <= RECOVERY_S
     status = launcher.status(settings)
-    info = json.loads(launcher.collector_file(settings).read_text())
     assert status.query_url == info["query_url"]  # not the dead collector's URL
     _assert_rows_once(settings, ids)
     eventually(lambda: _events(settings, "collector", "crash") >= 1, 60, "crash recorded")
