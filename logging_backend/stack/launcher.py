@@ -753,6 +753,13 @@ def down(
     pid = _stop(settings, COLLECTOR, collector_timeout)
     if pid is not None:
         stopped[COLLECTOR] = pid
+    stray = _stray_collector(settings)
+    if stray is not None:
+        # A collector of this home started by hand (collector.json names it): it holds the
+        # store's lock, so `up` could not start again while it runs.
+        _pid_file(settings, COLLECTOR).write_text(f"{stray}\n")
+        if _stop(settings, COLLECTOR, collector_timeout) is not None:
+            stopped[COLLECTOR] = stray
     _stack_file(settings).unlink(missing_ok=True)
     collector_file(settings).unlink(missing_ok=True)
     return stopped

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import stat
+import subprocess
 import sys
 import textwrap
 import time
@@ -479,3 +480,33 @@ def test_ctrl_c_while_waiting_stops_what_was_started(
         launcher.up(settings, model_repository=repo, timeout=60)
     assert launcher.running_pid(settings, "tritonserver") is None
     assert not (settings.pids_dir / "tritonserver.pid").exists()
+
+
+def test_a_collector_started_by_hand_is_shown_refused_by_up_and_stopped_by_down(
+    settings: config.Settings,
+    fake_triton: Path,
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    package = tmp_path / "pkg"
+    (package / "fakecollector.py").parent.mkdir()
+    (package / "fakecollector.py").write_text(textwrap.dedent(FAKE_COLLECTOR))
+    monkeypatch.setattr(launcher, "COLLECTOR_MODULE", "fakecollector")
+    (settings.home / "run").mkdir(parents=True)
+    (settings.home / "pids").mkdir(parents=True)
+    env = dict(os.environ, PYTHONPATH=str(package), STAGELOG_HOME=str(settings.home))
+    stray = subprocess.Popen([sys.executable, "-m", "fakecollector"], env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while not (settings.home / "run" / "collector.json").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert launcher.status(settings).stray_collector == stray.pid
+        with pytest.raises(LauncherError, match="restart collector"):
+            launcher.up(settings, model_repository=repo, timeout=30)
+        assert launcher.down(settings) == {"collector": stray.pid}
+        assert stray.wait(10) == 0
+    finally:
+        if stray.poll() is None:
+            stray.kill()
