@@ -24,7 +24,7 @@ TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher; default: "" (
 CLUSTER = "STAGELOG_CLUSTER"  # default: unset (one server, migrations as written)
 HTTP = "STAGELOG_HTTP"  # default: off (Triton's HTTP/REST endpoint; gRPC is the interface)
 SUPERVISE = "STAGELOG_SUPERVISE"  # default: on (`up` starts the supervisor)
-PROBE_MS = "STAGELOG_PROBE_MS"  # default: 2000 (supervisor: stage probes, process checks)
+PROBE_MS = "STAGELOG_PROBE_MS"  # default: 5000 (supervisor: period of the stage probes)
 TRITON_METRICS_MS = "STAGELOG_TRITON_METRICS_MS"  # default: 5000 (collector: Triton metrics)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

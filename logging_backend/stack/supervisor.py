@@ -2,7 +2,7 @@
 
 ``python -m logging_backend.stack.supervisor`` is started by ``stagelog up`` once the stack is ready
 (pid file ``pids/supervisor.pid``) and stopped first by ``stagelog down``. Every
-``STAGELOG_PROBE_MS`` (default 2000) it checks:
+``STAGELOG_PROBE_MS`` (default 5000; the processes every 0.25 s) it checks:
 
 - **tritonserver** and **the collector**: is the process of its pid file alive? A dead one is
   a ``crash`` (exit code or signal when the supervisor started it, else the signal Triton's
@@ -67,7 +67,7 @@ LOG = logging.getLogger("stagelog.supervisor")
 SUPERVISOR = "supervisor"
 MODULE = "logging_backend.stack.supervisor"
 PROBE_MS = config.PROBE_MS
-DEFAULT_PROBE_MS = 2000
+DEFAULT_PROBE_MS = 5000
 TICK_S = 0.25
 BASE_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 16.0

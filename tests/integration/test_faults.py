@@ -30,7 +30,7 @@ from clients.feedback import FeedbackReport, send_reports
 from clients.score import score_batch
 from logging_backend.config import Settings
 from logging_backend.stack import launcher, query, supervisor
-from logging_backend.stack.service_state import read_health
+from logging_backend.stack.service_state import read_health, recent_events
 from training.generator import generate
 
 STAGES = ("preprocess", "features", "mlp", "forest", "logreg", "aggregate")
@@ -365,7 +365,7 @@ def test_kill_9_of_the_collector_is_restarted_and_loses_nothing(faults: RunningS
     _assert_rows_once(settings, ids)
     eventually(lambda: _events(settings, "collector", "crash") >= 1, 60, "crash recorded")
     assert any(e["component"] == "collector" and e["event"] == "restarted"
-               for e in status.events + supervisor.recent_events(settings))
+               for e in status.events + recent_events(settings, limit=100))
 
 
 def test_stagelog_restart_collector_and_model_are_supported(faults: RunningStack) -> None:
