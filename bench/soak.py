@@ -47,7 +47,7 @@ from bench.machine import cpu_model
 from clients.feedback import FeedbackReport, send_reports
 from clients.score import score_batch
 from logging_backend import config
-from logging_backend.stack import launcher, query, supervisor
+from logging_backend.stack import launcher, query, service_state, supervisor
 from training.generator import generate
 
 STAGES = ("preprocess", "features", "mlp", "forest", "logreg", "aggregate")
@@ -65,6 +65,7 @@ class Counters:
         self.failure_kinds: dict[str, int] = {}
         self.bad_refused = 0
         self.bad_wrong = 0
+        self.bad_wrong_kinds: dict[str, int] = {}
         self.feedback_ok = 0
         self.feedback_failed = 0
 
@@ -175,6 +176,8 @@ def _bad_outcome(exc: InferenceServerException, counts: Counters) -> None:
             counts.bad_refused += 1
         else:
             counts.bad_wrong += 1
+            kind = f"{exc.status()}: {str(exc.message())[:70]}"
+            counts.bad_wrong_kinds[kind] = counts.bad_wrong_kinds.get(kind, 0) + 1
 
 
 def _fault(name: str, settings: config.Settings, round_no: int, log: list[dict]) -> None:
@@ -199,6 +202,23 @@ def _fault(name: str, settings: config.Settings, round_no: int, log: list[dict])
             entry["pid"] = pid
             threading.Timer(20.0, _resume, args=(pid,)).start()
     log.append(entry)
+    threading.Thread(target=_time_to_ready, args=(settings, entry), daemon=True).start()
+
+
+def _time_to_ready(settings: config.Settings, entry: dict[str, Any], limit: float = 120) -> None:
+    """Set ``entry["ready_after_s"]``: seconds until the stack says ready again, nothing down."""
+    started = time.monotonic()
+    time.sleep(0.5)
+    while time.monotonic() - started < limit:
+        try:
+            status = launcher.status(settings)
+            if status.ready and not status.down:
+                entry["ready_after_s"] = round(time.monotonic() - started, 1)
+                return
+        except Exception:  # noqa: S110 - a status read mid-restart: ask again
+            pass
+        time.sleep(0.5)
+    entry["ready_after_s"] = None
 
 
 def _resume(pid: int) -> None:
@@ -306,6 +326,7 @@ def run(args: argparse.Namespace, out: Any) -> dict[str, Any]:
             "failure_kinds": counts.failure_kinds,
             "bad_rows_refused_invalid_arg": counts.bad_refused,
             "bad_rows_served_or_wrong_code": counts.bad_wrong,
+            "bad_rows_wrong_kinds": counts.bad_wrong_kinds,
             "feedback_ok": counts.feedback_ok,
             "feedback_failed": counts.feedback_failed,
             "faults": faults,
@@ -327,7 +348,7 @@ def run(args: argparse.Namespace, out: Any) -> dict[str, Any]:
 
 def _sample(settings: config.Settings, counts: Counters, t0: float, out: Any) -> None:
     spool_bytes, spool_segments = _spool(settings)
-    events = supervisor.recent_events(settings, limit=10_000)
+    events = service_state.recent_events(settings, limit=10_000)
     restarts = sum(1 for e in events if e["event"] == "restarted")
     with counts.lock:
         line = {
