@@ -47,7 +47,7 @@ from bench.machine import cpu_model
 from clients.feedback import FeedbackReport, send_reports
 from clients.score import score_batch
 from logging_backend import config
-from logging_backend.stack import launcher, query, service_state, supervisor
+from logging_backend.stack import launcher, query, service_state, stages
 from training.generator import generate
 
 STAGES = ("preprocess", "features", "mlp", "forest", "logreg", "aggregate")
@@ -186,7 +186,7 @@ def _fault(name: str, settings: config.Settings, round_no: int, log: list[dict])
     if name == "stub_kill":
         server = launcher.running_pid(settings, launcher.TRITON)
         target = STUB_TARGETS[round_no % len(STUB_TARGETS)]
-        stubs = [s for s in supervisor.stubs_of(server or 0) if s.model == target]
+        stubs = [s for s in stages.stubs_of(server or 0) if s.model == target]
         if stubs:
             os.kill(stubs[0].pid, signal.SIGKILL)
             entry.update(model=target, pid=stubs[0].pid)

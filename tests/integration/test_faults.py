@@ -29,7 +29,7 @@ from tritonclient.utils import InferenceServerException
 from clients.feedback import FeedbackReport, send_reports
 from clients.score import score_batch
 from logging_backend.config import Settings
-from logging_backend.stack import launcher, query, supervisor
+from logging_backend.stack import launcher, query, stages, supervisor
 from logging_backend.stack.service_state import read_health, recent_events
 from training.generator import generate
 
@@ -140,10 +140,10 @@ def _events(settings: Settings, component: str, event: str, model: str = "") -> 
     ))
 
 
-def _stub(stack: RunningStack, model: str) -> supervisor.Stub:
+def _stub(stack: RunningStack, model: str) -> stages.Stub:
     server = launcher.running_pid(stack.settings, launcher.TRITON)
     assert server is not None
-    (stub,) = [s for s in supervisor.stubs_of(server) if s.model == model]
+    (stub,) = [s for s in stages.stubs_of(server) if s.model == model]
     return stub
 
 
@@ -385,7 +385,7 @@ def test_kill_9_of_tritonserver_is_restarted_within_30_s_and_recorded(
 ) -> None:
     settings = faults.settings
     old = launcher.running_pid(settings, launcher.TRITON)
-    stubs = supervisor.stubs_of(old)
+    stubs = stages.stubs_of(old)
     os.kill(old, signal.SIGKILL)  # this module's own server
     killed_at = time.monotonic()
     health = eventually(lambda: (read_health(settings) or {}).get("down"), 10, "down reported")

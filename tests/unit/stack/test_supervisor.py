@@ -10,7 +10,7 @@ import pytest
 from logging_backend import config
 from logging_backend.errors import LauncherError
 from logging_backend.spool.layout import read_table_segment
-from logging_backend.stack import service_state, supervisor
+from logging_backend.stack import service_state, stages, supervisor
 
 
 def _settings(tmp_path: Path) -> config.Settings:
@@ -18,14 +18,14 @@ def _settings(tmp_path: Path) -> config.Settings:
 
 
 def test_only_dead_stub_regions_of_ours_are_removed(tmp_path, monkeypatch):
-    monkeypatch.setattr(supervisor, "SHM_DIR", tmp_path)
+    monkeypatch.setattr(stages, "SHM_DIR", tmp_path)
     dead = "triton_python_backend_shm_region_dead"
     live = "triton_python_backend_shm_region_live"
     other = "someone_elses_region"
     for name in (dead, live, other):
         (tmp_path / name).write_bytes(b"x")
-    live_stub = supervisor.Stub(1, "forest", "1", "forest_0_0", live)
-    removed = supervisor.remove_regions({dead, live, other, "../etc/passwd"}, [live_stub])
+    live_stub = stages.Stub(1, "forest", "1", "forest_0_0", live)
+    removed = stages.remove_regions({dead, live, other, "../etc/passwd"}, [live_stub])
     assert removed == [dead]
     assert (tmp_path / live).exists() and (tmp_path / other).exists()
 
