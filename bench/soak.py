@@ -182,7 +182,7 @@ def _bad_outcome(exc: InferenceServerException, counts: Counters) -> None:
 
 def _fault(name: str, settings: config.Settings, round_no: int, log: list[dict]) -> None:
     stamp = time.time()
-    entry: dict[str, Any] = {"t": round(stamp, 1), "fault": name}
+    entry: dict[str, Any] = {"t": round(stamp, 3), "fault": name}
     if name == "stub_kill":
         server = launcher.running_pid(settings, launcher.TRITON)
         target = STUB_TARGETS[round_no % len(STUB_TARGETS)]
@@ -206,13 +206,23 @@ def _fault(name: str, settings: config.Settings, round_no: int, log: list[dict])
 
 
 def _time_to_ready(settings: config.Settings, entry: dict[str, Any], limit: float = 120) -> None:
-    """Set ``entry["ready_after_s"]``: seconds until the stack says ready again, nothing down."""
-    started = time.monotonic()
-    time.sleep(0.5)
+    """Set ``entry["ready_after_s"]``: seconds until the part is back and the stack ready.
+
+    A killed part is back once the supervisor recorded it ``restarted`` (after the fault);
+    a paused store has nothing restarted: ready means status says ready.
+    """
+    started, wall = time.monotonic(), entry["t"]
+    component = {"stub_kill": "model", "collector_kill": "collector"}.get(entry["fault"])
     while time.monotonic() - started < limit:
         try:
+            back = component is None or any(
+                e["component"] == component and e["event"] == "restarted"
+                and e.get("model", "") == entry.get("model", "")
+                and datetime.fromisoformat(e["ts"]).timestamp() >= wall
+                for e in service_state.recent_events(settings, limit=50)
+            )
             status = launcher.status(settings)
-            if status.ready and not status.down:
+            if back and status.ready and not status.down:
                 entry["ready_after_s"] = round(time.monotonic() - started, 1)
                 return
         except Exception:  # noqa: S110 - a status read mid-restart: ask again

@@ -245,8 +245,12 @@ def reload_model(grpc_port: int, model: str, unload_timeout_s: float = 10.0) -> 
     client.load_model(model)
 
 
-def success_counts(metrics_port: int) -> dict[str, int]:
-    """``nv_inference_request_success`` per model (summed over versions) from Triton."""
+def success_counts(metrics_port: int) -> dict[tuple[str, str], int]:
+    """``nv_inference_request_success`` per (model, version) from Triton's metrics.
+
+    One stub serves one version (one instance each here), so a dead stub's requests are the
+    count of its own version: ``mlp`` versions 1 and 2 are two stubs.
+    """
     import urllib.request  # noqa: PLC0415
 
     try:
@@ -255,9 +259,9 @@ def success_counts(metrics_port: int) -> dict[str, int]:
             text = response.read().decode("utf-8", "replace")
     except OSError:
         return {}
-    out: dict[str, int] = {}
+    out: dict[tuple[str, str], int] = {}
     for name, labels, value in parse_prometheus(text, ("nv_inference_request_success",)):
         if name == "nv_inference_request_success":
-            model = labels.get("model", "")
-            out[model] = out.get(model, 0) + int(value)
+            key = (labels.get("model", ""), labels.get("version", ""))
+            out[key] = out.get(key, 0) + int(value)
     return out

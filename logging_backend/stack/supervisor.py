@@ -490,10 +490,10 @@ class Supervisor:
             # stub_rows_lost (migration 0061) subtracts one from the other.
             self.events.record(
                 "model", "rows_lost", model=model, pid=stub.pid,
-                requests=counts.get(model, 0),
+                requests=counts.get((model, stub.version), 0),
                 detail=f"stub {stub.instance} (pid {stub.pid}, version {stub.version}) died; "
                 "the records it had not flushed yet are lost; requests = Triton's success "
-                "count for the model since its load",
+                "count for this model version since its load",
             )
 
     def _reload(self, model: str, part: Part) -> None:
