@@ -374,9 +374,11 @@ def start(mode: Mode, home: Path, args: argparse.Namespace) -> ModeStack:
     if mode.collect_ms:
         os.environ[config.COLLECT_INTERVAL_MS] = str(mode.collect_ms)
     try:
+        # No supervisor: a mode whose server crashes (Triton's trace) must stay crashed, and
+        # its probes would be load the other modes do not have.
         stack = launcher.up(
             settings, model_repository=repository, timeout=args.startup_timeout,
-            extra_triton_args=extra,
+            extra_triton_args=extra, supervise=False,
         )  # fmt: skip
     finally:
         if saved is None:
