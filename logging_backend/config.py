@@ -18,6 +18,9 @@ TRITONSERVER = "STAGELOG_TRITONSERVER"  # default: PATH, then the nvidia-pytrito
 LOGGING = "STAGELOG_LOGGING"  # default: on
 FLUSH_MS = "STAGELOG_FLUSH_MS"  # default: 100
 SPOOL_BUDGET_MB = "STAGELOG_SPOOL_BUDGET_MB"  # default: 1024
+# Free space the spool leaves on its filesystem (the store and the collector's state need it);
+# the disk budget is min(SPOOL_BUDGET_MB, spool + free - SPOOL_MIN_FREE_MB).
+SPOOL_MIN_FREE_MB = "STAGELOG_SPOOL_MIN_FREE_MB"  # default: 256
 COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 500 (collector's spool poll)
 DEVICE = "STAGELOG_DEVICE"  # default: auto
 TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher; default: "" (unknown)
@@ -95,6 +98,7 @@ class Settings:
     triton_version: str = ""
     tritonserver: str = ""
     cluster: str = ""
+    spool_min_free_mb: int = 256
 
     @property
     def spool_dir(self) -> Path:
@@ -122,6 +126,7 @@ def load(
     flush_ms: int | None = None,
     spool_budget_mb: int | None = None,
     device: str | None = None,
+    spool_min_free_mb: int | None = None,
     collect_interval_ms: int | None = None,
     triton_version: str | None = None,
     tritonserver: str | None = None,
@@ -139,6 +144,7 @@ def load(
         flush_ms=get_int(FLUSH_MS, 100, flush_ms, minimum=1),
         spool_budget_mb=get_int(SPOOL_BUDGET_MB, 1024, spool_budget_mb, minimum=1),
         device=get_choice(DEVICE, "auto", ("auto", "cpu", "gpu"), device),
+        spool_min_free_mb=get_int(SPOOL_MIN_FREE_MB, 256, spool_min_free_mb, minimum=0),
         collect_interval_ms=get_int(COLLECT_INTERVAL_MS, 500, collect_interval_ms, minimum=1),
         triton_version=get_str(TRITON_VERSION, "", triton_version),
         tritonserver=get_str(TRITONSERVER, "", tritonserver),

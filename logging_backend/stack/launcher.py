@@ -377,6 +377,7 @@ def stack_env(
             config.LOGGING: "on" if settings.logging else "off",
             config.FLUSH_MS: str(settings.flush_ms),
             config.SPOOL_BUDGET_MB: str(settings.spool_budget_mb),
+            config.SPOOL_MIN_FREE_MB: str(settings.spool_min_free_mb),
             config.DEVICE: settings.device,
             config.TRITONSERVER: str(binary),
             config.TRITON_VERSION: version,
