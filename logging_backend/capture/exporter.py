@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import pyarrow as pa
 
 from logging_backend.capture.encode import encode
 from logging_backend.capture.records import ModelIdentity, Record
+from logging_backend.errors import SpoolError
 from logging_backend.spool import layout
+from logging_backend.spool.drops import DROPS_TABLE, Unspooled
 
 _LOG = logging.getLogger("stagelog.spool")
 
@@ -53,26 +56,50 @@ class SpoolExporter:
         # not in the flush thread while the first requests are served
         pa.array([0])
         self.segments_written = 0
+        # rows this process could not spool (a full disk): counted, shipped as spool_drops rows
+        self.unspooled = Unspooled(f"{layout.host_name(self._host)} pid {os.getpid()}")
         self.spool_dir.mkdir(parents=True, exist_ok=True)
 
     def export(self, batch: Sequence[Any]) -> None:
-        """Encode the batch and write its segment (raises on failure; the processor logs it)."""
+        """Encode the batch and write its segment.
+
+        A table that cannot be written (ENOSPC) is not raised: its rows are counted and go
+        out as ``spool_drops`` rows with a later segment, so every lost row is counted once.
+        """
         try:
             rss = self._process.memory_info().rss
         except Exception:  # a failed sample must not lose the batch
             rss = 0
         gpu_mem = _sample_gpu_memory(batch)
         tables = encode(batch, rss_bytes=rss, gpu_mem_bytes=gpu_mem)
+        lost = self.unspooled.attach()
+        if lost is not None:
+            tables = {**tables, DROPS_TABLE: lost}
         if tables:
-            self.write_tables(tables)
+            self._write_counting_losses(tables)
 
-    def write_tables(self, tables: dict[str, pa.Table]) -> list[Path]:
-        """Write the tables of one flush as one segment.
+    def _write_counting_losses(self, tables: dict[str, pa.Table]) -> None:
+        name = layout.segment_name(now_ns=self._clock(), host=self._host)
+        for table, data in tables.items():
+            try:
+                self.write_tables({table: data}, name=name)
+            except SpoolError as exc:
+                if table == DROPS_TABLE:
+                    continue  # still counted: tried again with the next flush
+                if not self.unspooled.rows:
+                    _LOG.warning("stagelog: %s; counting the rows not spooled", exc)
+                self.unspooled.count(table, data.num_rows, exc)
+            else:
+                if table == DROPS_TABLE:
+                    self.unspooled.written()
+
+    def write_tables(self, tables: dict[str, pa.Table], name: str | None = None) -> list[Path]:
+        """Write the tables of one flush as one segment (``name``: a fresh one by default).
 
         Raises:
             SpoolError: When a file cannot be written.
         """
-        name = layout.segment_name(now_ns=self._clock(), host=self._host)
+        name = name or layout.segment_name(now_ns=self._clock(), host=self._host)
         paths = []
         for table, data in tables.items():
             options = self._plain
