@@ -77,6 +77,11 @@ def test_a_full_spool_disk_loses_only_counted_rows_and_recovers(tmp_path_factory
             assert _dropped(settings, "model_versions") == 0
             assert scalar(settings, "SELECT uniqExact(model_name) FROM stagelog.model_versions"
                           ) >= len(set(STAGES))
+            print("counts:", len(ids), "requests +", len(after), "after;",  # -s shows them
+                  {t: (_count(settings, t, ids + after), {r: _dropped(settings, t, r) for r in (
+                      "writer_failed", "budget", "rejected")}) for t in (
+                      "stage_events", "predictions", "stage_tensors")},
+                  "model_versions dropped", _dropped(settings, "model_versions"))
             # Nothing after the fault was lost: the collector is back to shipping by itself.
             assert _count(settings, "stage_events", after) == len(STAGES) * len(after)
         finally:

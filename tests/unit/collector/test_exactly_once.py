@@ -22,7 +22,7 @@ from logging_backend.errors import SpoolError
 from logging_backend.spool import drops as sd
 from logging_backend.spool import layout
 from tests.small_disk import fill, free_bytes, small_disk
-from tests.unit.collector.test_collector import REPO, Running, cli, count, env_for, events
+from tests.unit.collector.test_collector import REPO, Running, count, env_for, events
 
 SHIPPED_TIMEOUT_S = 90
 
@@ -62,14 +62,6 @@ def identity(rid):
             "artifact_sha256": ["0" * 64],
         }
     )
-
-
-def sql(home: Path, query: str, run: Running | None = None) -> str:
-    if run is not None:
-        status, body = run.post({"query": query, "format": "TSV"})
-        assert status == 200, body
-        return body.decode().strip()
-    return cli(home, "sql", query, "-f", "TSV").stdout.strip()
 
 
 def wait_until(predicate, timeout=SHIPPED_TIMEOUT_S, what="condition"):
