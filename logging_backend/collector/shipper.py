@@ -96,20 +96,33 @@ class TablePlan:
     todo: list[list[str]]
     done: list[list[str]] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)  # segment name -> store's message
+    # A batch begun by the previous shipper (one table, its own token): replayed as it was.
+    legacy_part: list[str] = field(default_factory=list)
+    legacy_token: str = ""
+
+    def token(self, table: str, part: list[str]) -> str:
+        """The deduplication token of one insert of this table."""
+        if self.legacy_token and part == self.legacy_part:
+            return self.legacy_token
+        return batch_token(table, part)
 
     def as_json(self) -> dict[str, Any]:
         """Manifest form."""
-        return {"todo": self.todo, "done": self.done, "rejected": self.rejected}
+        out: dict[str, Any] = {"todo": self.todo, "done": self.done, "rejected": self.rejected}
+        if self.legacy_token:
+            out.update(legacy_part=self.legacy_part, legacy_token=self.legacy_token)
+        return out
 
     @classmethod
     def from_json(cls, raw: Any) -> TablePlan:
         """Read back (names are checked by the layout)."""
-        plan = cls(
+        return cls(
             todo=[[check_key(n) for n in part] for part in raw["todo"]],
             done=[[check_key(n) for n in part] for part in raw["done"]],
             rejected={check_key(k): str(v) for k, v in raw["rejected"].items()},
+            legacy_part=[check_key(n) for n in raw.get("legacy_part", [])],
+            legacy_token=str(raw.get("legacy_token", "")),
         )
-        return plan
 
 
 @dataclass
@@ -199,6 +212,11 @@ class Shipper:
 
     def _read_manifest(self, path: Path) -> tuple[str, list[str], dict[str, TablePlan]]:
         info = layout.read_manifest(path)
+        if "keys" not in info:  # the previous shipper's: one table, its folder, its token
+            table = layout.check_table(path.parent.name)
+            keys = [f"{table}/{name}" for name in info["segments"]]
+            plan = TablePlan(todo=[keys], legacy_part=keys, legacy_token=info["token"])
+            return info["token"], keys, {table: plan}
         keys = [check_key(k) for k in info["keys"]]
         tables = {layout.check_table(str(t)): TablePlan.from_json(raw)
                   for t, raw in info["tables"].items()}
@@ -322,7 +340,7 @@ class Shipper:
         for table, tplan in sorted(plan.tables.items()):
             while tplan.todo:
                 part = tplan.todo[0]
-                outcome, detail, n = self._insert_part(table, part, data)
+                outcome, detail, n = self._insert_part(table, part, data, tplan.token(table, part))
                 if outcome == "ok":
                     tplan.todo.pop(0)
                     tplan.done.append(part)
@@ -343,7 +361,7 @@ class Shipper:
         return rows
 
     def _insert_part(
-        self, table: str, part: list[str], data: dict[str, dict[str, pa.Table]]
+        self, table: str, part: list[str], data: dict[str, dict[str, pa.Table]], token: str
     ) -> tuple[str, str, int]:
         """One insert; returns ("ok" | "split" | "rejected", detail, rows)."""
         pieces = [data[n][table] for n in part if n in data and table in data[n]]
@@ -357,7 +375,6 @@ class Shipper:
             raise  # one piece is never concatenated with anything
         if merged.num_rows == 0:
             return "ok", "", 0
-        token = batch_token(table, part)
         try:
             with self.lock:
                 self.client.insert_arrow(

@@ -479,3 +479,15 @@ def test_old_tmp_files_of_dead_writers_are_removed_and_counted(tmp_path):
     Budget(tmp_path, budget_bytes=None).enforce(drops)
     assert not orphan.exists() and fresh.exists()
     assert drops.segments["orphan_tmp"] == 1
+
+
+def test_a_batch_begun_by_the_previous_shipper_is_replayed_with_its_own_token(tmp_path):
+    """An upgrade after a crash: the old manifest (one table, names, token) is honoured."""
+    paths = many(tmp_path, 3)
+    old_token = layout.batch_token("stage_events", [p.name for p in paths])
+    layout.write_manifest(tmp_path, "stage_events", old_token, [p.name for p in paths])
+    store = FakeStore()
+    store.kept.add(("stagelog.stage_events", old_token))  # it was inserted before the crash
+    sh.Shipper(store, tmp_path).ship_all()
+    assert [t for _, t, _, _ in store.sent] == [old_token]
+    assert store.rows == {} and not layout.list_segments(tmp_path) and not manifests(tmp_path)
