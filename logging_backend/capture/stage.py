@@ -246,7 +246,10 @@ class StageLog:
             instance=str(args.get("model_instance_name") or model),
         )
         if exporter is None:
-            exporter = SpoolExporter(settings.spool_dir, identity)
+            # half the collector's floor: its budget drops old rows before stages stop writing
+            exporter = SpoolExporter(
+                settings.spool_dir, identity, min_free_bytes=(settings.spool_min_free_mb << 20) // 2
+            )
         logger = StageLogger(
             identity, None, policy, class_names=class_names, instrumented=settings.logging
         )

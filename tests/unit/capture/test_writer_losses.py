@@ -22,9 +22,10 @@ from logging_backend.spool import layout
 from tests.small_disk import small_disk
 
 
-def stage_log(home: Path, tmp_path: Path, monkeypatch) -> StageLog:
+def stage_log(home: Path, tmp_path: Path, monkeypatch, min_free_mb: int = 0) -> StageLog:
     monkeypatch.setenv("STAGELOG_HOME", str(home))
     monkeypatch.setenv("STAGELOG_FLUSH_MS", "20")
+    monkeypatch.setenv("STAGELOG_SPOOL_MIN_FREE_MB", str(min_free_mb))
     monkeypatch.delenv("STAGELOG_LOGGING", raising=False)
     (tmp_path / "repo" / "features" / "1").mkdir(parents=True, exist_ok=True)
     return StageLog.from_triton_args(
@@ -116,3 +117,19 @@ def test_a_stage_on_a_really_full_tmpfs_counts_what_it_lost(tmp_path, monkeypatc
         assert lost["stage_events"] > 0
         assert shipped["stage_events"] + rows["stage_events"] + lost["stage_events"] == 401
 
+
+
+def test_a_stage_stops_writing_at_half_the_free_space_floor_and_counts_it(tmp_path, monkeypatch):
+    free = {"bytes": 1 << 40}
+    monkeypatch.setattr("logging_backend.capture.exporter._free_bytes", lambda _: free["bytes"])
+    log = stage_log(tmp_path / "home", tmp_path, monkeypatch, min_free_mb=64)
+    try:
+        requests(log, 0, 2)
+        free["bytes"] = 31 << 20  # below 32 MiB = half the floor: the store keeps its room
+        requests(log, 2, 5)
+        free["bytes"] = 1 << 40
+        requests(log, 7, 1)
+    finally:
+        log.close()
+    rows, lost = spooled(tmp_path / "home" / "spool")
+    assert lost["stage_events"] == 5 and rows["stage_events"] == 3
