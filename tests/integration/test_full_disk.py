@@ -50,12 +50,17 @@ def test_a_full_spool_disk_loses_only_counted_rows_and_recovers(tmp_path_factory
             fill(settings.spool_dir, leave_bytes=OURS_MB << 20)  # not ours: the rest is
             prefix = f"full-{uuid.uuid4().hex[:6]}"
             ids = []
-            while free_bytes(settings.spool_dir) > 0 or len(ids) < 400:
+            # the stages write until half the floor is left, then count what they cannot write
+            while free_bytes(settings.spool_dir) > (FLOOR_MB << 19) + (512 << 10) or len(ids) < 400:
                 ids += _score_many(running, f"{prefix}-{len(ids)}", 50)
                 assert len(ids) < 5000, "the stages never filled the disk"
-            ids += _score_many(running, f"{prefix}-{len(ids)}", 100)  # on a full disk
+            ids += _score_many(running, f"{prefix}-{len(ids)}", 100)  # on a (nearly) full disk
             assert running.alive()  # serving never waits for logging
-            proc = _start_collector(settings)  # on the full disk
+            proc = _start_collector(settings)  # on the full disk: below its floor
+            deadline = time.monotonic() + 120
+            while _dropped(settings, "stage_tensors", "budget") == 0:  # tensors go first
+                assert time.monotonic() < deadline, "the budget dropped nothing below its floor"
+                time.sleep(0.2)
             (settings.spool_dir / "filler.bin").unlink()  # space comes back
             after = _score_many(running, f"{prefix}-after", 30)  # every stub flushes again
             expected = {"stage_events": len(STAGES), "predictions": len(MODELS)}
