@@ -143,8 +143,6 @@ class Collector:
             self.client,
             self.settings.spool_dir,
             budget=budget,
-            # a batch in flight is never dropped: keep it a small part of the budget
-            max_batch_bytes=min(32 << 20, max(1 << 20, budget.limit(0) // 8)),
             lock=self.lock,
             destination=self.destination,
             reserve=Reserve(self.settings.spool_dir),

@@ -51,6 +51,7 @@ REJECTED_DIR = layout.REJECTED_DIR
 DROPS_TABLE = sd.DROPS_TABLE
 DEFAULT_MAX_BATCH_BYTES = 32 << 20  # compressed segment bytes; several times that in memory
 DEFAULT_MAX_BATCH_SEGMENTS = 5000
+MIN_BATCH_BYTES = 1 << 20  # however small the budget, a batch may be this big
 # Every insert: synchronous (an async insert ignores the token unless async dedup is on, and
 # ClickHouse 26.x turns async inserts on by default), deduplicated by the token.
 INSERT_SETTINGS = {"async_insert": 0, "insert_deduplicate": 1}
@@ -263,22 +264,27 @@ class Shipper:
             batches += 1
         busy = self.in_flight()
         snapshot = [r for r in layout.list_segments(self.spool_dir) if self._key(r) not in busy]
+        cap = self._batch_cap(sum(r.size for r in snapshot))
         while snapshot and (max_batches is None or batches < max_batches):
-            batch, snapshot = self._take(snapshot)
+            batch, snapshot = self._take(snapshot, cap)
             rows += self._ship_new(batch)
             batches += 1
         self.drops.flush()
         return rows
 
+    def _batch_cap(self, used: int) -> int:
+        """Bytes per batch now: a batch in flight is never dropped, so at most 1/8 of the budget."""
+        if self.budget is None:
+            return self.max_batch_bytes
+        return min(self.max_batch_bytes, max(MIN_BATCH_BYTES, self.budget.limit(used) // 8))
+
     def _take(
-        self, refs: list[layout.SegmentRef]
+        self, refs: list[layout.SegmentRef], cap: int
     ) -> tuple[list[layout.SegmentRef], list[layout.SegmentRef]]:
         size = 0
         count = 0
         for ref in refs:
-            if count and (
-                size + ref.size > self.max_batch_bytes or count >= self.max_batch_segments
-            ):
+            if count and (size + ref.size > cap or count >= self.max_batch_segments):
                 break
             size += ref.size
             count += 1
