@@ -30,6 +30,7 @@ KEPT = ("model_versions", "logging_policy", sd.DROPS_TABLE)  # never dropped by 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 RESERVE_NAME = ".collector-reserve"  # not a segment: the layout lists only segments
 RESERVE_BYTES = 256 << 10
+LOW_WATER = 0.9  # over the budget, drop down to 90% of it
 
 
 def segment_key(spool_dir: Path, ref: layout.SegmentRef) -> str:
@@ -168,6 +169,8 @@ class Budget:
         budget_bytes: ``STAGELOG_SPOOL_BUDGET_MB`` in bytes (None: only the free-space floor).
         min_free_bytes: ``STAGELOG_SPOOL_MIN_FREE_MB`` in bytes.
         free: free bytes of a path's filesystem (tests pass a fake disk).
+        low_water: once over the budget, drop down to this fraction of it, so that a spool
+            under steady pressure drops (and writes a drop record) in chunks, not every poll.
     """
 
     def __init__(
@@ -176,11 +179,13 @@ class Budget:
         budget_bytes: int | None,
         min_free_bytes: int = 0,
         free: Callable[[Path], int] = free_bytes,
+        low_water: float = LOW_WATER,
     ) -> None:
         self.spool_dir = Path(spool_dir)
         self.budget_bytes = budget_bytes
         self.min_free_bytes = min_free_bytes
         self.free = free
+        self.low_water = low_water
 
     def limit(self, used: int) -> int:
         """The budget now, for a spool of ``used`` bytes."""
@@ -209,13 +214,14 @@ class Budget:
         limit = self.limit(used)
         if used <= limit:
             return 0
+        target = int(limit * self.low_water)
         keep_out = set(protected)
         over = used
         removed: Counter = Counter()
         counts: dict[str, list[int]] = {}  # table -> [segments, rows, bytes]
         for level in (0, 1):
             for ref in refs:
-                if over <= limit:
+                if over <= target:
                     break
                 key = segment_key(self.spool_dir, ref)
                 if key in keep_out:

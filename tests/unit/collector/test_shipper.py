@@ -408,7 +408,7 @@ def test_budget_drops_tensors_then_events_and_keeps_model_identity(tmp_path):
     total = sum(sizes.values())
     # A disk with room for everything but two tensor segments.
     tensor_size = sizes[f"stage_tensors/{name(0)}"]
-    budget = Budget(tmp_path, None, min_free_bytes=0, free=lambda _: 0)
+    budget = Budget(tmp_path, None, min_free_bytes=0, free=lambda _: 0, low_water=1.0)
     budget.budget_bytes = total - tensor_size - 1
     assert budget.enforce(drops) == 2
     left = Counter(t for r in layout.list_segments(tmp_path) for t in layout.segment_tables(r.path))
@@ -491,3 +491,17 @@ def test_a_batch_begun_by_the_previous_shipper_is_replayed_with_its_own_token(tm
     sh.Shipper(store, tmp_path).ship_all()
     assert [t for _, t, _, _ in store.sent] == [old_token]
     assert store.rows == {} and not layout.list_segments(tmp_path) and not manifests(tmp_path)
+
+
+def test_under_steady_pressure_the_budget_drops_in_chunks_not_every_poll(tmp_path):
+    drops = DropLog(tmp_path)
+    budget = Budget(tmp_path, budget_bytes=None, min_free_bytes=0, free=lambda _: 0)
+    for i in range(20):
+        v1(tmp_path, "stage_tensors", tensors(f"t{i}", 1000), i)
+    used = sum(r.size for r in layout.list_segments(tmp_path))
+    budget.budget_bytes = used - 1  # one byte over: down to 90% of the budget at once
+    assert budget.enforce(drops) == 3
+    for i in range(20, 22):  # the next polls: new segments, and no drop yet
+        v1(tmp_path, "stage_tensors", tensors(f"t{i}", 1000), i)
+        assert budget.enforce(drops) == 0
+    assert len(drops.segments) == 1 and drops.segments["budget"] == 3
