@@ -445,6 +445,7 @@ class Shipper:
     def _write_manifest(self, plan: Plan) -> Path:
         """The batch's manifest, in the folder of its first table (the layout's place)."""
         anchor = sorted(plan.tables)[0]
+        (self.spool_dir / layout.check_table(anchor)).mkdir(parents=True, exist_ok=True)
         files = sorted({key.rsplit("/", 1)[-1] for key in plan.names})
         return layout.write_manifest(
             self.spool_dir, anchor, plan.token, files, keys=plan.names, **plan.meta()
