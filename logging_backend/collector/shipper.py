@@ -128,7 +128,7 @@ class TablePlan:
 
 @dataclass
 class Plan:
-    """One batch: its segments, a plan per table, and the segments found unreadable."""
+    """One batch: its token, its segments (keys) and a plan per table."""
 
     token: str
     names: list[str]
@@ -138,11 +138,6 @@ class Plan:
     def meta(self) -> dict[str, Any]:
         """The manifest's meta block."""
         return {"v": 1, "tables": {t: p.as_json() for t, p in sorted(self.tables.items())}}
-
-    @property
-    def complete(self) -> bool:
-        """Every table shipped or set aside."""
-        return all(not p.todo for p in self.tables.values())
 
 
 class Shipper:
@@ -290,11 +285,10 @@ class Shipper:
             count += 1
         return refs[:count], refs[count:]
 
-    def _read(self, names: Iterable[str], paths: dict[str, Path]) -> dict[str, dict[str, pa.Table]]:
-        """Decode segments; unreadable ones are set aside (counted) and left out."""
+    def _read(self, paths: dict[str, Path]) -> dict[str, dict[str, pa.Table]]:
+        """Decode segments (by key); unreadable ones are set aside (counted) and left out."""
         data: dict[str, dict[str, pa.Table]] = {}
-        for name in names:
-            path = paths[name]
+        for name, path in paths.items():
             try:
                 data[name] = layout.read_segment(path)
             except SpoolError as exc:
@@ -306,7 +300,7 @@ class Shipper:
 
     def _ship_new(self, refs: list[layout.SegmentRef]) -> int:
         paths = {self._key(r): r.path for r in refs}
-        data = self._read(paths, paths)
+        data = self._read(paths)
         names = [key for key in paths if key in data]
         if not names:
             return 0
@@ -336,7 +330,7 @@ class Shipper:
         paths = {n: present[n] for n in plan.names if n in present}
         log.info("replaying batch %s (%d segments, %d present)", plan.token[:12],
                  len(plan.names), len(paths))
-        data = self._read(paths, paths)
+        data = self._read(paths)
         return self._execute(plan, data, paths)
 
     def _execute(
