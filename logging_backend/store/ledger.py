@@ -147,7 +147,6 @@ def migrate(
             f"{DATABASE}.schema_migrations",
             [[migration.version, migration.name, migration.checksum, datetime.now(timezone.utc)]],
             column_names=["version", "name", "checksum", "applied_at"],
-            settings={"async_insert": 0},  # in the table before the next migration reads it
         )
         log.info("applied migration %s", migration.name)
         applied.append(migration.name)
