@@ -25,6 +25,8 @@ COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 500 (collector'
 DEVICE = "STAGELOG_DEVICE"  # default: auto
 TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher; default: "" (unknown)
 CLUSTER = "STAGELOG_CLUSTER"  # default: unset (one server, migrations as written)
+ALERT_RULES = "STAGELOG_ALERT_RULES"  # default: logging_backend/insights/alert_rules.toml
+ALERT_INTERVAL_MS = "STAGELOG_ALERT_INTERVAL_MS"  # default: 15000 (alert evaluation period)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
