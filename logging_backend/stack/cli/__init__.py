@@ -230,6 +230,12 @@ from logging_backend.stack.cli.insights import register as _register_insights  #
 
 _register_insights(app)
 
+# ------------------------------------------------------------------------- replay / alerts
+# Owner: replay and alerts (logging_backend/cli_replay.py).
+from logging_backend.cli_replay import register as _register_replay  # noqa: E402
+
+_register_replay(app)
+
 
 def main() -> None:
     """Entry point of the `stagelog` script."""
