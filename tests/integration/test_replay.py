@@ -13,9 +13,9 @@ from feedback_helpers import query_for, wait_for
 from running import RunningStack
 from typer.testing import CliRunner
 
-from logging_backend.cli import app
 from logging_backend.insights import replay as log_replay
 from logging_backend.stack import replay as runner
+from logging_backend.stack.cli import app
 from riskpipe.features import FeatureBuilder
 from riskpipe.preprocess import Preprocessor
 from training.generator import generate

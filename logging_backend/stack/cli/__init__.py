@@ -231,8 +231,8 @@ from logging_backend.stack.cli.insights import register as _register_insights  #
 _register_insights(app)
 
 # ------------------------------------------------------------------------- replay / alerts
-# Owner: replay and alerts (logging_backend/cli_replay.py).
-from logging_backend.cli_replay import register as _register_replay  # noqa: E402
+# Owner: replay and alerts (logging_backend/stack/cli/replay.py).
+from logging_backend.stack.cli.replay import register as _register_replay  # noqa: E402
 
 _register_replay(app)
 

@@ -94,13 +94,15 @@ def register(app: typer.Typer) -> None:
         import tritonclient.grpc as grpcclient  # noqa: PLC0415
         from rich.console import Console  # noqa: PLC0415
 
-        from logging_backend import launcher, metrics, notes  # noqa: PLC0415
+        from logging_backend.insights import notes  # noqa: PLC0415
         from logging_backend.insights import replay as log_replay  # noqa: PLC0415
+        from logging_backend.stack import launcher  # noqa: PLC0415
+        from logging_backend.stack import query as store_query
         from logging_backend.stack import replay as runner  # noqa: PLC0415
 
         try:
             settings = launcher.settings_from_stack(home)  # its ports
-            query = metrics.settings_query(settings)
+            query = store_query.settings_query(settings)
             if request_id is not None:
                 ids = [request_id]
             elif since is not None or where is not None:

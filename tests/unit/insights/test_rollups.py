@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from logging_backend import drift, metrics, store
+from logging_backend import store
+from logging_backend.insights import drift, metrics
 from riskpipe.features import FEATURE_NAMES
 from riskpipe.schema import CLASSES
 from training.generator import generate
 from training.train import featurize
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "queries.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "queries.md"
 SQL_BLOCK = re.compile(r"^## (\d+)\. (.+?)$.*?^```sql\n(.*?)^```", re.S | re.M)
-BASELINE = Path(__file__).resolve().parents[2] / "model_repository/features/1/baseline.json"
+BASELINE = Path(__file__).resolve().parents[3] / "model_repository/features/1/baseline.json"
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 OLD_TENSORS = NOW - timedelta(days=30)  # past the 14-day TTL of stage_tensors
 OLD_PREDICTIONS = NOW - timedelta(days=120)  # past the 90-day TTL of predictions

@@ -4,8 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from logging_backend import metrics, store
-from logging_backend.insights import alerts
+from logging_backend import store
+from logging_backend.insights import alerts, metrics
 from logging_backend.insights.alerts import AlertRuleError, Evaluator, Rule, rule_from_mapping
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
