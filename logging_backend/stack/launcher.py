@@ -48,7 +48,7 @@ LOG_TAIL_LINES = 40
 
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 STUB = "triton_python_backend_stub"
-COLLECTOR_MODULE = "logging_backend.collector"
+COLLECTOR_MODULE = "logging_backend.stack.collector_process"  # the collector + alerts
 # Packages of this repository that model.py files import (linked into the backend folder).
 STUB_PACKAGES = ("logging_backend", "adapters", "riskpipe", "training")
 

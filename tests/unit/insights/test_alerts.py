@@ -105,3 +105,18 @@ def test_a_rules_file_from_the_environment(tmp_path, monkeypatch):
                     'above = 2\nsql = "S"\n')
     with pytest.raises(AlertRuleError, match="repeat"):
         alerts.load_rules()
+
+
+def test_firing_alerts_reach_metrics_and_the_report(query):
+    from logging_backend.insights import report
+
+    rule = Rule(name="drops", sql=DROPS, window_s=60, above=0, severity="critical")
+    drop(query, NOW - timedelta(seconds=10), 5)
+    Evaluator(query, [rule]).run_once(NOW)
+    (firing,) = metrics.alerts_firing(query)
+    assert firing["rule"] == "drops" and firing["severity"] == "critical"
+    assert metrics.alert_history(query)[0]["state"] == "firing"
+    data = report.ReportData(generated_at=NOW, window=None, alerts_firing=[firing],
+                             alert_history=metrics.alert_history(query))
+    page = report.render(data)
+    assert 'id="alerts-firing-table"' in page and "drops: 5 &gt; 0" in page
