@@ -4,9 +4,9 @@ Generative process (all draws from one ``numpy.random.default_rng(seed)``):
 
 1. **Cards.** ``max(20, n // 10)`` cards. Each has a home country (DE .30, FR .20, GB .14,
    NL .12, ES .12, IT .12) and its currency, an age in days (log-normal around 540), a
-   spending scale (log-normal around 35 EUR) and one usual device. Ages and scales are drawn
-   one per equal-probability stratum (in random order), so that a small set of cards still
-   follows the distribution.
+   spending scale (log-normal around 35 EUR) and one usual device. Home countries, ages and
+   scales are drawn one per equal-probability stratum (in random order), so that a small set
+   of cards still follows the distribution.
 2. **Incidents.** Until ``n`` events exist, draw an incident's class with priors legit .948,
    card_fraud .027, account_takeover .025. Card fraud comes in bursts of ``1 + Poisson(1.5)``
    events minutes apart, account takeover in bursts of ``1 + Poisson(0.5)``, so the event mix
@@ -124,10 +124,18 @@ def _stratified_normal(rng: np.random.Generator, count: int) -> np.ndarray:
     return np.array([inv_cdf(min(max(p, 1e-12), 1 - 1e-12)) for p in u.tolist()])
 
 
+def _stratified_pick(rng: np.random.Generator, weights: dict[str, float], count: int) -> list[str]:
+    """``count`` draws from ``weights``, one per equal-probability stratum, in random order."""
+    keys = list(weights)
+    cumulative = np.cumsum([weights[k] for k in keys])
+    u = (rng.permutation(count) + rng.random(count)) / count * cumulative[-1]
+    return [keys[min(int(i), len(keys) - 1)] for i in np.searchsorted(cumulative, u, side="right")]
+
+
 class _Cards:
     def __init__(self, rng: np.random.Generator, count: int, seed: int) -> None:
         self.ids = [f"c{seed}-{i:05d}" for i in range(count)]
-        self.home = [_pick(rng, HOME_COUNTRIES) for _ in range(count)]
+        self.home = _stratified_pick(rng, HOME_COUNTRIES, count)
         self.age = np.round(np.exp(np.log(540) + 0.9 * _stratified_normal(rng, count))).astype(int)
         self.scale = np.exp(np.log(35) + 0.6 * _stratified_normal(rng, count))
         self.device = [f"d{seed}-{i:05d}" for i in range(count)]
