@@ -125,3 +125,20 @@ def test_cli_json_reports_match_for_every_stage(stack, served):
     assert [line["stage"] for line in lines] == list(log_replay.STAGES)
     assert all(line["match"] is True and line["max_abs_diff"] == 0.0 for line in lines)
     assert all({"stage", "model_version", "match", "max_abs_diff"} <= set(line) for line in lines)
+
+
+def test_window_form_with_a_filter_gives_a_shadow_evaluation(stack, served):
+    from clients.feedback import FeedbackReport, send_reports
+
+    labels = [FeedbackReport(served["ids"][0], row, "label", "legit") for row in range(30)]
+    send_reports(stack.client, labels)
+    wait_for(served["query"], "SELECT count() AS n FROM stagelog.labels_latest "
+             "WHERE request_id = {r:String}", {"r": served["ids"][0]},
+             lambda rows: int(rows[0]["n"]) >= 30)
+    result = CliRunner().invoke(app, [
+        "replay", "--since", "-30m", "--where", "startsWith(request_id, 'rp-src-')",
+        "--model", "mlp", "--version", "1", "--home", str(stack.home)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("replay of rp-src-") == 2, result.output
+    assert "shadow evaluation on the labelled rows" in result.output
+    assert "replayed" in result.output and "served" in result.output
