@@ -160,9 +160,11 @@ INNER JOIN baseline AS b
     ON h.features_version = b.features_version AND h.feature_index = b.feature_index;
 
 -- What each table keeps and for how long (docs/storage.md has the same table): retention is a
--- deliberate omission too, so it is in logging_policy with the reason.
-INSERT INTO stagelog.logging_policy (ts, stage, model_name, policy, sample_rate, reason, host, pid)
-SELECT now64(6), 'store', t.1, 'retention', 1, t.2, 'migration 0072', 0
+-- deliberate omission too, so it is in logging_policy with the reason (stage 'store', scope and
+-- policy 'retention', model_name = the table).
+INSERT INTO stagelog.logging_policy
+    (ts, stage, model_name, policy, sample_rate, reason, host, pid, scope)
+SELECT now64(6), 'store', t.1, 'retention', 1, t.2, 'migration 0072', 0, 'retention'
 FROM
 (
     SELECT arrayJoin([
