@@ -48,7 +48,7 @@ def main(tasks: Sequence[Callable[[Collector], Any]] = ()) -> int:
         collector.run()
     finally:
         for item in started:
-            stop = getattr(item, "stop", None)
+            stop = getattr(item, "stop", None)  # a task may start nothing (None)
             if stop is not None:
                 stop()
         collector.close()

@@ -307,7 +307,7 @@ class AlertThread:
         self.interval_s = (
             interval_s
             if interval_s is not None
-            else config.get_int(config.ALERT_INTERVAL_MS, DEFAULT_INTERVAL_MS, minimum=100) / 1000
+            else max(config.get_int(config.ALERT_INTERVAL_MS, DEFAULT_INTERVAL_MS), 100) / 1000
         )
         self.prepare = prepare
         self._stop = threading.Event()

@@ -13,12 +13,19 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from logging_backend import config
 from logging_backend.collector.__main__ import main as collector_main
 from logging_backend.insights import alerts, metrics
 
 
-def start_alerts(collector: Any) -> alerts.AlertThread:
-    """Start the alert thread on ``collector``'s store; returns it (stopped at the end)."""
+def start_alerts(collector: Any) -> alerts.AlertThread | None:
+    """Start the alert thread on ``collector``'s store; returns it (stopped at the end).
+
+    ``STAGELOG_ALERT_INTERVAL_MS=0`` starts none: with several hosts writing to one store, one
+    collector evaluating the rules is enough.
+    """
+    if config.get_int(config.ALERT_INTERVAL_MS, alerts.DEFAULT_INTERVAL_MS) == 0:
+        return None
 
     def query(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return metrics.parse_rows(collector.query(sql, params, "JSONEachRow"))
