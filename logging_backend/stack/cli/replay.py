@@ -143,3 +143,50 @@ def register(app: typer.Typer) -> None:
         if any(o.error for o in outcomes):
             raise typer.Exit(1)
         sys.stdout.flush()
+
+    @app.command()
+    def alerts(
+        rules: Annotated[
+            Path | None, typer.Option(help="Rules file (default: $STAGELOG_ALERT_RULES or the "
+                                           "shipped logging_backend/insights/alert_rules.toml).")
+        ] = None,
+        check: Annotated[
+            bool, typer.Option("--check", help="Evaluate every rule now (nothing is recorded).")
+        ] = False,
+        home: HomeOption = None,
+    ) -> None:
+        """List the alert rules with their state; --check evaluates them once, as a dry run."""
+        from datetime import datetime, timezone  # noqa: PLC0415
+
+        from rich.console import Console  # noqa: PLC0415
+        from rich.table import Table  # noqa: PLC0415
+
+        from logging_backend import config  # noqa: PLC0415
+        from logging_backend.insights import alerts as alert_rules  # noqa: PLC0415
+        from logging_backend.stack import query as store_query  # noqa: PLC0415
+
+        try:
+            loaded = alert_rules.load_rules(rules)
+            query = store_query.settings_query(config.load(home=home))
+            states = alert_rules.current_states(query)
+            now = datetime.now(timezone.utc)
+            table = Table(title=f"{len(loaded)} alert rules", title_justify="left")
+            columns = ["rule", "severity", "window", "condition", "state"]
+            if check:
+                columns += ["value now", "would fire"]
+            for column in columns:
+                table.add_column(column)
+            for rule in loaded:
+                condition = (f"> {rule.above:g}" if rule.above is not None
+                             else f"< {rule.below:g}" if rule.below is not None
+                             else f"{rule.direction} mean ± {rule.k:g}σ of {rule.baseline}")
+                row = [rule.name, rule.severity, f"{rule.window_s}s", condition,
+                       states.get(rule.name, "never fired")]
+                if check:
+                    found = alert_rules.evaluate(query, rule, now)
+                    row += ["no data" if found.value is None else f"{found.value:.4g}",
+                            "yes" if found.firing else "no"]
+                table.add_row(*row)
+        except StagelogError as exc:
+            _die(exc)
+        Console().print(table)

@@ -120,3 +120,19 @@ def test_firing_alerts_reach_metrics_and_the_report(query):
                              alert_history=metrics.alert_history(query))
     page = report.render(data)
     assert 'id="alerts-firing-table"' in page and "drops: 5 &gt; 0" in page
+
+
+def test_cli_lists_and_checks_the_rules(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from logging_backend.stack.cli import app
+
+    monkeypatch.delenv("STAGELOG_DSN", raising=False)
+    store.close_all()
+    result = CliRunner().invoke(app, ["alerts", "--check", "--home", str(tmp_path / "home")],
+                                env={"COLUMNS": "200"})
+    store.close_all()
+    assert result.exit_code == 0, result.output
+    assert "8 alert rules" in result.output
+    assert "feature_drift" in result.output and "never fired" in result.output
+    assert "no data" in result.output
