@@ -142,3 +142,11 @@ def test_window_form_with_a_filter_gives_a_shadow_evaluation(stack, served):
     assert result.output.count("replay of rp-src-") == 2, result.output
     assert "shadow evaluation on the labelled rows" in result.output
     assert "replayed" in result.output and "served" in result.output
+
+
+def test_shipping_lag_of_served_rows_is_measured(stack, served):
+    rows = served["query"]("SELECT count() AS n, min(lag_s) AS lo, max(lag_s) AS hi "
+                           "FROM stagelog.shipping_lag WHERE request_id = {r:String}",
+                           {"r": served["ids"][0]})
+    assert int(rows[0]["n"]) == 6  # one stage event per stage
+    assert 0 < float(rows[0]["lo"]) <= float(rows[0]["hi"]) < 60

@@ -131,3 +131,20 @@ def test_retention_is_in_logging_policy(client):
     reasons = {r["model_name"]: r["reason"] for r in found}
     assert "14 days" in reasons["stage_tensors"] and "400 days" in reasons["stage_tensors"]
     assert "90 days" in reasons["predictions"]
+
+
+STORAGE_DOC = Path(__file__).resolve().parents[3] / "docs" / "storage.md"
+
+
+def test_the_storage_doc_table_says_what_logging_policy_says(client):
+    section = STORAGE_DOC.read_text().split("## Retention", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| `")]
+    found = rows(client, "SELECT model_name, reason FROM stagelog.logging_policy "
+                         "WHERE policy = 'retention'")
+    assert len(found) >= 10
+    for row in found:
+        line = next((x for x in lines if f"`{row['model_name']}`" in x.split("|")[1]), None)
+        assert line is not None, f"{row['model_name']} is not in the retention table"
+        kept = line.rsplit("|", 2)[-2].strip()
+        first = re.search(r"kept (\d+ days|without limit)", row["reason"]).group(1)
+        assert kept == ("no limit" if first == "without limit" else first), (row, line)
