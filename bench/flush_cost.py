@@ -1,0 +1,172 @@
+"""Flush-thread CPU per record: the per-record encoder (spool_writer) vs the columnar one.
+
+Builds the records the six pipeline stages buffer for one request of ``--rows`` events (the
+tensor sets of preprocess, features, three members and aggregate; synthetic values in the
+real shapes and dtypes), ``--records`` requests per flush, and times, per stage and per
+encoder, the encode alone and encode + write of the flush's segment(s) (old: one Arrow stream
+file per table; new: the spool layout's ``write_segment``, one segment per flush). Thread CPU
+time, median of ``--repeats``.
+
+Run: ``.venv/bin/python -m bench.flush_cost [--rows 8] [--records 1000] [--repeats 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.machine import cpu_model
+from logging_backend.stage import ModelIdentity, Policy, StageLogger
+
+N_FEATURES = 45
+CLASSES = ("legit", "card_fraud", "account_takeover")
+SOURCES = {
+    "features": {"PROCESSED": ("preprocess", "PROCESSED")},
+    "mlp": {"FEATURES": ("features", "FEATURES")},
+    "aggregate": {
+        "MLP_PROBS": ("mlp", "PROBS"),
+        "FOREST_PROBS": ("forest", "PROBS"),
+        "LOGREG_PROBS": ("logreg", "PROBS"),
+    },
+}
+
+
+class _Processor:
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def emit(self, item: Any) -> None:
+        self.items.append(item)
+
+
+def _logger(stage: str, arrows: bool) -> StageLogger:
+    logger = StageLogger(ModelIdentity(stage, "1", "2.51", "ab" * 32, f"{stage}_0"), None, Policy())
+    logger.processor = _Processor()
+    logger.arrow_sources = SOURCES.get(stage, {}) if arrows else {}
+    consumed = {"preprocess": {"PROCESSED"}, "features": {"FEATURES"}, "mlp": {"PROBS"}}
+    logger.arrow_outputs = consumed.get(stage, set()) if arrows else set()
+    return logger
+
+
+def records(stage: str, n: int, rows: int, arrows: bool, seed: int = 0) -> list[Any]:
+    """``n`` records of ``stage`` as its model.py makes them (values synthetic)."""
+    rng = np.random.default_rng(seed)
+    logger = _logger(stage, arrows)
+    raw = np.array(
+        [
+            json.dumps(
+                {"event_id": f"e{i}", "amount": 12.5, "currency": "EUR", "pad": "x" * 200}
+            ).encode()
+            for i in range(rows)
+        ],
+        dtype=object,
+    ).reshape(rows, 1)
+    for r in range(n):
+        rid = f"req-{seed}-{r:08d}"
+        with logger.request(rid, rows=rows) as rec:
+            if stage == "preprocess":
+                rec.input("RAW", raw)
+                rec.output(
+                    "REQUEST_ID", np.array([rid.encode()] * rows, dtype=object).reshape(-1, 1)
+                )
+                rec.output("PROCESSED", raw)
+            elif stage == "features":
+                rec.input("PROCESSED", raw)
+                rec.state(
+                    "card_state",
+                    {
+                        "card_id": np.array([f"c{i}" for i in range(rows)], dtype=object),
+                        "txn_count": rng.integers(0, 50, rows),
+                        "mean_amount_eur": rng.gamma(2, 40, rows),
+                        "updated": np.ones(rows, dtype=bool),
+                    },
+                )
+                rec.output("FEATURES", rng.normal(size=(rows, N_FEATURES)).astype(np.float32))
+            elif stage == "mlp":
+                rec.input("FEATURES", rng.normal(size=(rows, N_FEATURES)).astype(np.float32))
+                probs = rng.dirichlet([1, 1, 1], size=rows).astype(np.float32)
+                rec.output("PROBS", probs)
+                rec.predictions("mlp", probs)
+            else:
+                member = [rng.dirichlet([1, 1, 1], size=rows).astype(np.float32) for _ in range(3)]
+                for name, probs in zip(SOURCES["aggregate"], member, strict=True):
+                    rec.input(name, probs)
+                mean = np.mean(member, axis=0)
+                decisions = np.array(["approve"] * rows, dtype=object)
+                rec.output("PROBABILITIES", mean)
+                rec.output("DECISION", decisions.reshape(-1, 1))
+                rec.predictions("aggregate", mean, decisions)
+    return logger.processor.items
+
+
+def _time(fn: Any, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        t0 = time.thread_time_ns()
+        fn()
+        samples.append(time.thread_time_ns() - t0)
+    return statistics.median(samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print (and with --out write) the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=8)
+    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--stages", default="preprocess,features,mlp,aggregate")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+
+    from logging_backend.capture import encode as new  # noqa: PLC0415
+    from logging_backend.spool_writer import SpoolExporter  # noqa: PLC0415
+    from logging_backend.spool_writer import encode as old  # noqa: PLC0415
+
+    lines = [
+        f"# command: python -m bench.flush_cost --rows {args.rows} --records {args.records} "
+        f"--repeats {args.repeats}",
+        f"# {cpu_model()}; {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+        "# flush-thread CPU per record (us, median); old = spool_writer (per-record), new ="
+        " capture.encode (columnar), arrows = new with inputs stored as digests",
+        f"{'stage':<11}{'encoder':<8}{'encode us/rec':>15}{'+ write us/rec':>16}{'bytes/rec':>11}",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        spool = Path(tmp) / "spool"
+        writer = SpoolExporter(spool)
+        for stage in args.stages.split(","):
+            for label, arrows in (("old", False), ("new", False), ("arrows", True)):
+                batch = records(stage, args.records, args.rows, arrows)
+                if label == "old":
+                    enc = lambda b=batch: old(b)  # noqa: E731
+
+                    def full(b=batch) -> None:
+                        for table, data in old(b).items():
+                            writer.write_segment(table, data)
+                else:
+                    enc = lambda b=batch: new.encode(b, class_names=CLASSES)  # noqa: E731
+
+                    def full(b=batch) -> None:
+                        for table, data in new.encode(b, class_names=CLASSES).items():
+                            writer.write_segment(table, data)
+
+                e = _time(enc, args.repeats) / args.records / 1000
+                before = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
+                w = _time(full, args.repeats) / args.records / 1000
+                after = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
+                size = (after - before) / args.repeats / args.records
+                lines.append(f"{stage:<11}{label:<8}{e:>15.2f}{w:>16.2f}{size:>11.0f}")
+                print(lines[-1], flush=True)
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
