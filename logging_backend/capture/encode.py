@@ -14,8 +14,9 @@ logger's ``arrow_sources``, ``input name -> (producer stage, producer output)``)
 the digest of the bytes the stage received plus ``source_stage``/``source_name``; its values
 are the producer's. An output that another stage refers to (the logger's ``arrow_outputs``)
 carries the digest of its bytes next to its values, so SQL can compare both ends of an arrow
-(view ``arrow_integrity``); other tensors have an empty digest. The digest is BLAKE2b-128
-(hex) of the C-order bytes of a numeric tensor, or, for strings, of the little-endian uint32
+(view ``arrow_integrity``); other tensors have an empty digest. The digest is the first 128
+bits of SHA-256 (hex; hardware-accelerated on x86 and ARM, unlike BLAKE2b) of the C-order
+bytes of a numeric tensor, or, for strings, of the little-endian uint32
 byte length of every element followed by all the elements' bytes; dtype and shape are
 columns of their own.
 
@@ -163,15 +164,15 @@ _SHAPE = operator.attrgetter("shape")
 def digest_bytes(data: Any) -> str:
     """The digest of a numeric tensor's C-order bytes (what :func:`encode` stores)."""
     view = memoryview(np.ascontiguousarray(data)).cast("B")
-    return hashlib.blake2b(view, digest_size=16).hexdigest()
+    return hashlib.sha256(view).hexdigest()[:32]
 
 
 def digest_strings(values: Sequence[bytes]) -> str:
     """The digest of a string tensor: uint32 LE length of each element, then all the bytes."""
     lengths = np.array([len(v) for v in values], dtype="<u4")
-    h = hashlib.blake2b(lengths.tobytes(), digest_size=16)
+    h = hashlib.sha256(lengths.tobytes())
     h.update(b"".join(values))
-    return h.hexdigest()
+    return h.hexdigest()[:32]
 
 
 def class_labels(k: int, class_names: Sequence[str]) -> tuple[str, ...]:
@@ -356,19 +357,30 @@ class _Flush:
                 continue
             li = idx[ri]
             for direction, name, value in rec.tensors:
-                if type(value) is np.ndarray:
+                kind = type(value)
+                if kind is np.ndarray:
                     key = (li, direction, name, value.dtype)
                     group = groups.get(key)
                     if group is None:
                         group = groups[key] = ([], [])
                     group[0].append(ri)
                     group[1].append(value)
+                elif kind is dict and all(type(v) is np.ndarray for v in value.values()):
+                    for sub, arr in value.items():  # a state mapping: one tensor per key
+                        key = (li, direction, name, arr.dtype, sub)
+                        group = groups.get(key)
+                        if group is None:
+                            group = groups[key] = ([], [])
+                        group[0].append(ri)
+                        group[1].append(arr)
                 else:
                     self._gather_other(groups, ri, li, direction, name, value)
         if not groups:
             return None
         columns = _TensorColumns()
         for key, (ris, arrays) in groups.items():
+            if len(key) == 5:  # (li, direction, name, dtype, sub): the key of a state mapping
+                key = (key[0], key[1], f"{key[2]}.{key[4]}", key[3])
             try:
                 self._tensor_group(columns, key, ris, arrays)
             except Exception:
@@ -735,8 +747,8 @@ def _numeric_digests(flat: np.ndarray, sizes: np.ndarray) -> list[str]:
     view = memoryview(np.ascontiguousarray(flat)).cast("B")
     item = flat.dtype.itemsize
     starts, ends = _bounds(sizes * item)
-    blake = hashlib.blake2b
-    return [blake(view[s:e], digest_size=16).hexdigest() for s, e in zip(starts, ends, strict=True)]
+    sha = hashlib.sha256
+    return [sha(view[s:e]).hexdigest()[:32] for s, e in zip(starts, ends, strict=True)]
 
 
 def _string_digests(strings: pa.Array, sizes: np.ndarray) -> list[str]:
@@ -748,12 +760,12 @@ def _string_digests(strings: pa.Array, sizes: np.ndarray) -> list[str]:
     lengths = memoryview(np.diff(offsets).astype("<u4")).cast("B")
     starts, ends = _bounds(sizes)
     byte_at = offsets.tolist()
-    blake = hashlib.blake2b
+    sha = hashlib.sha256
     out = []
     for s, e in zip(starts, ends, strict=True):
-        h = blake(lengths[4 * s : 4 * e], digest_size=16)
+        h = sha(lengths[4 * s : 4 * e])
         h.update(data_view[byte_at[s] : byte_at[e]])
-        out.append(h.hexdigest())
+        out.append(h.hexdigest()[:32])
     return out
 
 

@@ -1,7 +1,7 @@
 -- Issue 11: every arrow stored once, float32 kept as Float32.
 --   values_f32    float32 (and float16) tensors; values_f64 keeps every other number. Rows
 --                 written before this migration have values_f64 only.
---   digest        BLAKE2b-128 (hex) of the bytes: on an input stored by reference (the bytes
+--   digest        first 128 bits of SHA-256 (hex) of the bytes: on an input stored by reference (the bytes
 --                 the consumer received) and on an output another stage refers to (the bytes
 --                 the producer sent); '' elsewhere. Numbers: C-order bytes; strings: the
 --                 uint32 little-endian byte length of each element, then all the bytes.
