@@ -138,7 +138,9 @@ def test_predictions_rows_per_event_row_with_class_names_and_decisions():
         ("r1", 1, "account_takeover", "decline"),
         ("r2", 0, "legit", ""),
     ]
-    assert dict(rows[1]["class_probs"]) == pytest.approx(dict(zip(CLASSES, probs[1].tolist())))
+    assert dict(rows[1]["class_probs"]) == pytest.approx(
+        dict(zip(CLASSES, probs[1].tolist(), strict=True))
+    )
     assert rows[0]["probs"] == pytest.approx(probs[0].tolist())
     assert rows[0]["stage"] == "aggregate" and rows[0]["model_version"] == "3"
 
