@@ -1,11 +1,11 @@
-"""Flush-thread CPU per record: the per-record encoder (spool_writer) vs the columnar one.
+"""Flush-thread CPU per record of the columnar encoder, and of the segment write (v1 vs v2).
 
-Builds the records the six pipeline stages buffer for one request of ``--rows`` events (the
-tensor sets of preprocess, features, three members and aggregate; synthetic values in the
-real shapes and dtypes), ``--records`` requests per flush, and times, per stage and per
-encoder, the encode alone and encode + write of the flush's segment(s) (old: one Arrow stream
-file per table; new: the spool layout's ``write_segment``, one segment per flush). Thread CPU
-time, median of ``--repeats``.
+Builds the records the pipeline stages buffer for one request of ``--rows`` events (the
+tensor sets of preprocess, features, a member and aggregate; synthetic values in the real
+shapes and dtypes), ``--records`` requests per flush, and times, per stage, the encode alone
+and encode + the spool layout's ``write_segment`` in each format (v1: one Arrow stream file per
+table; v2: one file per flush). Thread CPU time, median of ``--repeats``.
+(``bench/results/flush-cost-old-vs-new.txt`` compares with the per-record encoder it replaced.)
 
 Run: ``.venv/bin/python -m bench.flush_cost [--rows 8] [--records 1000] [--repeats 5]``
 """
@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from bench.machine import cpu_model
-from logging_backend.stage import ModelIdentity, Policy, StageLogger
+from logging_backend.capture.records import ModelIdentity, Policy
+from logging_backend.capture.stage import StageLogger
 
 N_FEATURES = 45
 CLASSES = ("legit", "card_fraud", "account_takeover")
@@ -125,43 +126,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
-    from logging_backend.capture import encode as new  # noqa: PLC0415
-    from logging_backend.spool_writer import SpoolExporter  # noqa: PLC0415
-    from logging_backend.spool_writer import encode as old  # noqa: PLC0415
+    from logging_backend.capture import encode  # noqa: PLC0415
+    from logging_backend.spool import layout  # noqa: PLC0415
 
     lines = [
         f"# command: python -m bench.flush_cost --rows {args.rows} --records {args.records} "
         f"--repeats {args.repeats}",
         f"# {cpu_model()}; {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
-        "# flush-thread CPU per record (us, median); old = spool_writer (per-record), new ="
-        " capture.encode (columnar), arrows = new with inputs stored as digests",
-        f"{'stage':<11}{'encoder':<8}{'encode us/rec':>15}{'+ write us/rec':>16}{'bytes/rec':>11}",
+        "# flush-thread CPU per record (us, median): capture.encode (columns: every input in"
+        " full; arrows: inputs fed by a stage stored as digests), then + the segment write",
+        "# (v1: one Arrow file per table; v2: one file per flush holding every table)",
+        f"{'stage':<11}{'encoding':<9}{'encode':>9}{'+ v1 write':>12}{'+ v2 write':>12}"
+        f"{'v2 bytes/rec':>13}",
     ]
+    print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         spool = Path(tmp) / "spool"
-        writer = SpoolExporter(spool)
         for stage in args.stages.split(","):
-            for label, arrows in (("old", False), ("new", False), ("arrows", True)):
+            for label, arrows in (("columns", False), ("arrows", True)):
                 batch = records(stage, args.records, args.rows, arrows)
-                if label == "old":
-                    enc = lambda b=batch: old(b)  # noqa: E731
+                encode.encode(batch, class_names=CLASSES)  # warm-up: pyarrow's first calls
 
-                    def full(b=batch) -> None:
-                        for table, data in old(b).items():
-                            writer.write_segment(table, data)
-                else:
-                    enc = lambda b=batch: new.encode(b, class_names=CLASSES)  # noqa: E731
+                def enc(b=batch) -> None:
+                    encode.encode(b, class_names=CLASSES)
 
-                    def full(b=batch) -> None:
-                        for table, data in new.encode(b, class_names=CLASSES).items():
-                            writer.write_segment(table, data)
+                def v1(b=batch) -> None:
+                    layout.write_segment(spool, encode.encode(b, class_names=CLASSES), fmt="v1")
 
-                e = _time(enc, args.repeats) / args.records / 1000
-                before = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
-                w = _time(full, args.repeats) / args.records / 1000
-                after = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
+                def v2(b=batch) -> None:
+                    layout.write_segment(spool, encode.encode(b, class_names=CLASSES), fmt="v2")
+
+                per = args.records * 1000
+                e, w1 = _time(enc, args.repeats) / per, _time(v1, args.repeats) / per
+                before = sum(p.stat().st_size for p in spool.glob("*.seg"))
+                w2 = _time(v2, args.repeats) / per
+                after = sum(p.stat().st_size for p in spool.glob("*.seg"))
                 size = (after - before) / args.repeats / args.records
-                lines.append(f"{stage:<11}{label:<8}{e:>15.2f}{w:>16.2f}{size:>11.0f}")
+                lines.append(f"{stage:<11}{label:<9}{e:>9.2f}{w1:>12.2f}{w2:>12.2f}{size:>13.0f}")
                 print(lines[-1], flush=True)
     if args.out:
         args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

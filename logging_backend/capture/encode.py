@@ -20,8 +20,10 @@ bytes of a numeric tensor, or, for strings, of the little-endian uint32
 byte length of every element followed by all the elements' bytes; dtype and shape are
 columns of their own.
 
-Class names of probability vectors are handed in (``class_names``); a vector of another width
-gets ``class_0``, ``class_1``, ...
+Class names of probability vectors are the logger's (``class_names``, handed in by the stage,
+never imported from the workload); a vector of another width gets ``class_0``, ``class_1``, ...
+Rows a caller sends on purpose (``Record.table_rows``, the feedback model's reports) go to
+their own tables, also when the logger is not ``instrumented`` (logging off).
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from logging_backend.capture.records import ModelLoad, PolicyNotice, Record, host_array
 from logging_backend.errors import SpoolError
-from logging_backend.stage import ModelLoad, PolicyNotice, Record, host_array
+from logging_backend.spool.schemas import SCHEMAS
 
-_LOG = logging.getLogger("stagelog.encode")
+_LOG = logging.getLogger("stagelog.spool")
 
 _TS = pa.timestamp("us", tz="UTC")
 _STR = pa.string()
@@ -47,100 +50,11 @@ _BIN = pa.binary()
 BYTES_DTYPE = "BYTES"
 _EMPTY_I32 = np.zeros(0, dtype=np.int32)
 
-# -- schemas of the tables this encoder writes (v2: stage_tensors gained four columns) -------
-
-STAGE_EVENTS = pa.schema(
-    [
-        ("ts", _TS),
-        ("request_id", _STR),
-        ("rows", pa.uint32()),
-        ("stage", _STR),
-        ("model_name", _STR),
-        ("model_version", _STR),
-        ("triton_version", _STR),
-        ("artifact_sha256", _STR),
-        ("status", _STR),
-        ("error", _STR),
-        ("wall_ms", pa.float64()),
-        ("cpu_ms", pa.float64()),
-        ("gpu_ms", pa.float64()),
-        ("device", _STR),
-        ("gpu_mem_bytes", pa.uint64()),
-        ("rss_bytes", pa.uint64()),
-        ("host", _STR),
-        ("pid", pa.uint32()),
-        ("instance", _STR),
-        ("policy", _STR),
-        ("attributes", pa.map_(_STR, _STR)),
-    ]
-)
-STAGE_TENSORS = pa.schema(
-    [
-        ("ts", _TS),
-        ("request_id", _STR),
-        ("stage", _STR),
-        ("model_version", _STR),
-        ("direction", _STR),
-        ("name", _STR),
-        ("dtype", _STR),
-        ("shape", pa.list_(pa.uint32())),
-        ("values_f64", pa.list_(pa.float64())),
-        ("values_f32", pa.list_(pa.float32())),
-        ("values_str", pa.list_(_BIN)),
-        ("summary", pa.map_(_STR, pa.float64())),
-        ("policy", _STR),
-        ("digest", _STR),
-        ("source_stage", _STR),
-        ("source_name", _STR),
-    ]
-)
-PREDICTIONS = pa.schema(
-    [
-        ("ts", _TS),
-        ("request_id", _STR),
-        ("row", pa.uint32()),
-        ("stage", _STR),
-        ("model", _STR),
-        ("model_version", _STR),
-        ("class_probs", pa.map_(_STR, pa.float32())),
-        ("probs", pa.list_(pa.float32())),
-        ("predicted_class", _STR),
-        ("decision", _STR),
-    ]
-)
-MODEL_VERSIONS = pa.schema(
-    [
-        ("ts", _TS),
-        ("model_name", _STR),
-        ("model_version", _STR),
-        ("artifact_sha256", _STR),
-        ("triton_version", _STR),
-        ("model_card", _STR),
-        ("host", _STR),
-        ("pid", pa.uint32()),
-        ("instance", _STR),
-        ("device", _STR),
-    ]
-)
-LOGGING_POLICY = pa.schema(
-    [
-        ("ts", _TS),
-        ("stage", _STR),
-        ("model_name", _STR),
-        ("policy", _STR),
-        ("sample_rate", pa.float32()),
-        ("reason", _STR),
-        ("host", _STR),
-        ("pid", pa.uint32()),
-    ]
-)
-SCHEMAS: dict[str, pa.Schema] = {
-    "stage_events": STAGE_EVENTS,
-    "stage_tensors": STAGE_TENSORS,
-    "predictions": PREDICTIONS,
-    "model_versions": MODEL_VERSIONS,
-    "logging_policy": LOGGING_POLICY,
-}
+STAGE_EVENTS = SCHEMAS["stage_events"]
+STAGE_TENSORS = SCHEMAS["stage_tensors"]
+PREDICTIONS = SCHEMAS["predictions"]
+MODEL_VERSIONS = SCHEMAS["model_versions"]
+LOGGING_POLICY = SCHEMAS["logging_policy"]
 
 _RECORD_FIELDS = operator.attrgetter(
     "logger",
@@ -175,18 +89,35 @@ def digest_strings(values: Sequence[bytes]) -> str:
     return h.hexdigest()[:32]
 
 
-def class_labels(k: int, class_names: Sequence[str]) -> tuple[str, ...]:
-    """The names of a probability vector of width ``k``."""
+def class_labels(k: int, class_names: Sequence[str] = ()) -> tuple[str, ...]:
+    """The names of a probability vector of width ``k``: the stage's, else ``class_<i>``."""
     if len(class_names) == k:
         return tuple(class_names)
     return tuple(f"class_{i}" for i in range(k))
+
+
+_class_names = class_labels  # the name tests and tools used before issue 11
+
+
+def summary_of(arr: np.ndarray) -> tuple[list[str], list[float]]:
+    """The ``summary`` statistics of one tensor (keys, values), as the flush stores them."""
+    arr = np.asarray(arr)
+    sizes = np.array([arr.size], dtype=np.int64)
+    if arr.dtype.kind in "biuf":
+        lens, keys, vals = _summaries(arr.ravel(), None, sizes)
+    else:
+        lens, keys, vals = _summaries(None, _binary(arr.ravel().astype(object)), sizes)
+    return keys.to_pylist(), vals.to_pylist()
+
+
+_summary = summary_of
 
 
 def encode(
     batch: Sequence[Any],
     rss_bytes: int = 0,
     gpu_mem_bytes: Mapping[int, int | None] | None = None,
-    class_names: Sequence[str] = (),
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, pa.Table]:
     """Turn one flush into one Arrow table per spool table (empty tables left out).
 
@@ -194,7 +125,8 @@ def encode(
         batch: :class:`Record`, :class:`ModelLoad` and :class:`PolicyNotice` items.
         rss_bytes: Process RSS sampled for this flush (on every stage_events row).
         gpu_mem_bytes: GPU memory per logger (``id(logger)``), sampled for this flush.
-        class_names: Names of the classes of a probability vector, in order.
+        class_names: Names of the classes of a probability vector, in order; default each
+            logger's ``class_names``.
 
     Returns:
         Table name -> Arrow table with the schema of :data:`SCHEMAS`.
@@ -205,10 +137,15 @@ def encode(
     records: list[Record] = []
     loads: list[ModelLoad] = []
     notices: list[PolicyNotice] = []
+    data: dict[str, list[dict[str, Any]]] = {}
     for item in batch:
         kind = type(item)
         if kind is Record or isinstance(item, Record):
-            records.append(item)
+            if item.data:
+                for table, rows in item.data:
+                    data.setdefault(table, []).extend(rows)
+            if getattr(item.logger, "instrumented", True):
+                records.append(item)
         elif isinstance(item, ModelLoad):
             loads.append(item)
         elif isinstance(item, PolicyNotice):
@@ -222,13 +159,17 @@ def encode(
         tensors = flush.tensors()
         if tensors is not None:
             out["stage_tensors"] = tensors
-        predictions = flush.predictions(tuple(class_names))
+        predictions = flush.predictions(None if class_names is None else tuple(class_names))
         if predictions is not None:
             out["predictions"] = predictions
     if loads:
         out["model_versions"] = _model_versions(loads)
     if notices:
         out["logging_policy"] = _logging_policy(notices)
+    for table, rows in data.items():
+        if table in out or table not in SCHEMAS:
+            raise SpoolError(f"cannot write caller rows into spool table {table!r}")
+        out[table] = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
     return out
 
 
@@ -473,7 +414,7 @@ class _Flush:
 
     # predictions -----------------------------------------------------------------------------
 
-    def predictions(self, class_names: tuple[str, ...]) -> pa.Table | None:
+    def predictions(self, class_names: tuple[str, ...] | None) -> pa.Table | None:
         groups: dict[tuple[int, str, int], tuple[list[int], list[np.ndarray], list[Any]]] = {}
         idx = self.logger_idx.tolist()
         for ri, rec in enumerate(self.records):
@@ -489,7 +430,7 @@ class _Flush:
                         decisions = host_array(decisions).ravel()
                         if len(decisions) != probs.shape[0]:
                             raise SpoolError(
-                                f"{len(decisions)} decisions for {probs.shape[0]} rows"
+                                f"{len(decisions)} decisions for {probs.shape[0]} prediction rows"
                             )
                 except Exception:
                     _LOG.exception(
@@ -523,10 +464,13 @@ class _Flush:
         ris: list[int],
         probs: list[np.ndarray],
         decisions: list[Any],
-        class_names: tuple[str, ...],
+        class_names: tuple[str, ...] | None,
     ) -> pa.Table:
         li, model, k = key
-        ident = self.loggers[li].identity
+        logger = self.loggers[li]
+        ident = logger.identity
+        if class_names is None:
+            class_names = tuple(getattr(logger, "class_names", ()) or ())
         counts = np.fromiter((p.shape[0] for p in probs), np.int64, len(probs))
         p = np.concatenate(probs, axis=0) if len(probs) > 1 else probs[0]
         p = np.ascontiguousarray(p, dtype=np.float32)
@@ -856,6 +800,8 @@ def _model_versions(loads: list[ModelLoad]) -> pa.Table:
             load.identity.pid,
             load.identity.instance,
             load.device,
+            list((load.artifacts or {}).items()),
+            load.model_config,
         )
         for load in loads
     ]
@@ -873,6 +819,8 @@ def _logging_policy(notices: list[PolicyNotice]) -> pa.Table:
             notice.reason,
             notice.identity.host,
             notice.identity.pid,
+            notice.scope,
+            notice.dropped,
         )
         for notice in notices
     ]

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from logging_backend.capture import encode
-from logging_backend.stage import ModelIdentity, Policy, StageLogger
+from logging_backend.capture.records import ModelIdentity, Policy
+from logging_backend.capture.stage import StageLogger
 
 CLASSES = ("legit", "card_fraud", "account_takeover")
 
@@ -195,7 +196,7 @@ def test_gpu_timings_are_resolved_in_the_flush_and_failures_stay_null():
 
 
 def test_device_arrays_are_fetched_in_the_flush():
-    from tests.unit.test_stage_logger import FakeDeviceArray
+    from tests.unit.capture.test_stage_logger import FakeDeviceArray
 
     log = _logger("mlp", outputs={"PROBS"})
     probs = FakeDeviceArray(np.array([[0.6, 0.3, 0.1]], dtype=np.float32))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from logging_backend.capture import arrows
 
-REPO = Path(__file__).resolve().parents[2] / "model_repository"
+REPO = Path(__file__).resolve().parents[3] / "model_repository"
 
 ENSEMBLE = """
 name: "e"
