@@ -215,12 +215,22 @@ def split_containers(spool_dir: str | Path) -> int:
     A hook for shippers that ship table by table: each table of ``<name>.seg`` is written as
     ``<table>/<name>.arrow`` (atomically), then the v2 file is removed. Crash-safe: a segment
     split again after a crash rewrites the same names, whose insert tokens the store already
-    knows. An unreadable v2 segment is left in place (the caller's budget sees it).
+    knows. An unreadable v2 segment is left in place (the caller's budget sees it); a
+    ``<name>.seg.tmp`` older than :data:`ORPHAN_TMP_AGE_S` (a writer that died) is deleted.
 
     Returns:
         The number of v2 segments split.
     """
     done = 0
+    root = Path(spool_dir)
+    if root.is_dir():  # a v2 writer that died mid-write leaves <name>.seg.tmp in the root
+        now = time.time()
+        for tmp in root.glob("*" + CONTAINER_SUFFIX + TMP_SUFFIX):
+            try:
+                if now - tmp.stat().st_mtime > ORPHAN_TMP_AGE_S:
+                    tmp.unlink()
+            except OSError:
+                pass
     for path in container_segments(spool_dir):
         try:
             tables = container.unpack(path)
