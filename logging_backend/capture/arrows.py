@@ -4,8 +4,10 @@ Read once at model load from the model repository's ensemble configs (``platform
 "ensemble"``, their ``ensemble_scheduling`` steps): an input the ensemble feeds from another
 step's output is stored once, by the producer, and the consumer keeps a digest of what it
 received (:mod:`logging_backend.capture.encode`). An input fed by the ensemble's own inputs
-(``RAW``), an input two ensembles feed from different producers, or one whose producer does
-not log full values (its ``logging_policy``) keeps full copies.
+(``RAW``), an input two ensembles feed from different producers, or one whose producer may not
+have stored the values of a request this stage keeps (its ``logging_policy`` is not ``full``,
+and not ``sampled`` at a rate at least this stage's sampled rate: sampling keeps a request when
+``crc32(id) < rate * 2**32``, so a lower rate keeps a subset) keeps full copies.
 """
 
 from __future__ import annotations
@@ -82,7 +84,13 @@ def _read(path: Path) -> str:
         return ""
 
 
-def plan(repository: str | Path | None, model: str, mode: str = "digest") -> ArrowPlan:
+def plan(
+    repository: str | Path | None,
+    model: str,
+    mode: str = "digest",
+    policy: str = "full",
+    sample_rate: float = 1.0,
+) -> ArrowPlan:
     """The arrow plan of ``model`` from the ensembles in ``repository`` (the repository root).
 
     Args:
@@ -90,6 +98,8 @@ def plan(repository: str | Path | None, model: str, mode: str = "digest") -> Arr
         model: The stage's model name.
         mode: ``digest`` (default: store arrows once) or ``full`` (the stage's config asked for
             full copies of every input).
+        policy: This stage's logging policy.
+        sample_rate: This stage's sample rate (policy ``sampled``).
     """
     if repository is None:
         return ArrowPlan({}, frozenset(), {})
@@ -127,7 +137,15 @@ def plan(repository: str | Path | None, model: str, mode: str = "digest") -> Arr
         (producer, output) = next(iter(found))
         params = model_parameters(_read(root / producer / "config.pbtxt"))
         producer_policy = (params.get("logging_policy") or "full").strip().lower()
-        if producer_policy != "full":
+        if producer_policy == "sampled" and policy == "sampled":
+            try:
+                producer_rate = float(params.get("sample_rate") or "nan")
+            except ValueError:
+                producer_rate = float("nan")
+            if not producer_rate >= sample_rate:
+                full[key] = f"producer {producer} samples fewer requests than this stage"
+                continue
+        elif producer_policy != "full":
             full[key] = f"producer {producer} logs {producer_policy}, not full values"
             continue
         sources[key] = (producer, output)

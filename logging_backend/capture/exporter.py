@@ -16,6 +16,7 @@ from logging_backend.spool import layout
 
 _LOG = logging.getLogger("stagelog.spool")
 
+
 class SpoolExporter:
     """Writes each batch as one spool segment (:mod:`logging_backend.spool.layout`).
 

@@ -338,7 +338,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message if isinstance(message, str) else exc}"
 
 
-
 class NullRecord:
     """A request record that keeps nothing: the logging-off path."""
 

@@ -28,7 +28,6 @@ GPU hook: ``rec.gpu_ms`` and ``rec.gpu_mem_bytes`` start as ``None`` (stored as 
 ``rec.device`` as the logger's ``device``; a GPU stage sets them inside the ``with`` block.
 """
 
-
 from __future__ import annotations
 
 import atexit
@@ -295,7 +294,9 @@ class StageLog:
         if gpu is not None:
             logger.set_gpu(gpu)
         mode = _arrow_mode(model_config, model)
-        plan = arrows.plan(Path(repo).parent if repo else None, model, mode)
+        plan = arrows.plan(
+            Path(repo).parent if repo else None, model, mode, policy.mode, policy.sample_rate
+        )
         logger.arrow_sources = plan.sources
         logger.arrow_outputs = plan.outputs
         logger.arrow_notice = arrows.describe(plan)

@@ -75,5 +75,18 @@ def test_a_sampled_producer_means_full_copies(tmp_path):
     assert plan.sources == {} and "logs sampled" in plan.full_copies["X"]
 
 
+def test_a_sampled_consumer_refers_to_a_producer_that_samples_as_many_requests(tmp_path):
+    params = (
+        'parameters { key: "logging_policy" value: { string_value: "sampled" } }\n'
+        'parameters { key: "sample_rate" value: { string_value: "0.5" } }\n'
+    )
+    repo = _repo(tmp_path, params)
+    assert arrows.plan(repo, "b", policy="sampled", sample_rate=0.5).sources == {"X": ("a", "OUT")}
+    assert arrows.plan(repo, "b", policy="sampled", sample_rate=0.1).sources == {"X": ("a", "OUT")}
+    more = arrows.plan(repo, "b", policy="sampled", sample_rate=0.9)
+    assert more.sources == {} and "samples fewer" in more.full_copies["X"]
+    assert arrows.plan(repo, "b").sources == {}  # a full consumer keeps requests a is missing
+
+
 def test_no_repository_no_arrows():
     assert arrows.plan(None, "m").sources == {}
