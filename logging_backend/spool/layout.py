@@ -194,9 +194,15 @@ def write_segment(
         check_table(table)
     final = Path(spool_dir) / container_name(name)
     tmp = final.with_name(final.name + TMP_SUFFIX)
+    parts = container.pack(tables)
     try:
-        with open(tmp, "wb") as fh:
-            fh.writelines(container.pack(tables))
+        try:
+            fh = open(tmp, "wb")
+        except FileNotFoundError:  # no spool folder yet (or it was removed): make it once
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(tmp, "wb")
+        with fh:
+            fh.writelines(parts)
             fh.flush()
             os.fsync(fh.fileno())
         os.rename(tmp, final)

@@ -10,6 +10,7 @@ from pathlib import Path
 from logging_backend import config, store
 from logging_backend.collector.shipper import Shipper
 from logging_backend.errors import StoreError
+from logging_backend.spool import layout
 from logging_backend.spool.layout import SEGMENT_SUFFIX, TMP_SUFFIX, check_table
 from logging_backend.stack.query import uses_collector
 
@@ -21,7 +22,8 @@ def ingest(
 ) -> dict[str, int]:
     """Load spool segments brought from another machine into the home's store.
 
-    ``source`` is a spool directory (``<table>/<segment>.arrow``) or a home holding ``spool/``.
+    ``source`` is a spool directory (v1 ``<table>/<segment>.arrow`` and v2 ``<segment>.seg``
+    files) or a home holding ``spool/``.
     The segments are copied into this home's spool (the source is left as it is); a running
     collector ships them, otherwise they are shipped here directly. Returns when they are in.
 
@@ -35,6 +37,7 @@ def ingest(
     if not spool.is_dir():
         raise StoreError(f"{source} is not a directory")
     copied: list[Path] = []
+    parts: list[Path] = []  # what the copied v2 segments become once split
     tables = sorted(p for p in spool.iterdir() if p.is_dir() and not p.name.startswith("."))
     for table_dir in tables:
         check_table(table_dir.name)
@@ -48,13 +51,26 @@ def ingest(
             shutil.copyfile(segment, tmp)
             os.rename(tmp, target)
             copied.append(target)
+    for segment in layout.container_segments(spool):  # v2: one file per flush, every table
+        target = settings.spool_dir / segment.name
+        if target.exists():
+            continue
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + TMP_SUFFIX)
+        shutil.copyfile(segment, tmp)
+        os.rename(tmp, target)
+        copied.append(target)
+        # the shipper splits it into one v1 file per table (same name) before shipping those;
+        # the v2 file is removed only once they are all written, so waiting on both is safe
+        v1_name = segment.name[: -len(layout.CONTAINER_SUFFIX)] + SEGMENT_SUFFIX
+        parts.extend(settings.spool_dir / t / v1_name for t in layout.segment_tables(segment))
     if not copied:
         raise StoreError(f"no spool segments (<table>/*.arrow) under {spool}")
     if uses_collector(settings) is not None:
         deadline = time.monotonic() + wait_s
-        while any(p.exists() for p in copied):
+        while any(p.exists() for p in (*copied, *parts)):
             if time.monotonic() > deadline:
-                left = sum(p.exists() for p in copied)
+                left = sum(p.exists() for p in (*copied, *parts))
                 raise StoreError(f"the collector has not shipped {left} segments in {wait_s:.0f}s")
             time.sleep(0.2)
         return {"segments": len(copied), "rows": 0}
