@@ -19,6 +19,7 @@ from logging_backend.spool.drops import DROPS_TABLE, Unspooled
 
 _LOG = logging.getLogger("stagelog.spool")
 
+
 class SpoolExporter:
     """Writes each batch as one spool segment (:mod:`logging_backend.spool.layout`).
 
@@ -35,6 +36,8 @@ class SpoolExporter:
         min_free_bytes: below this much free space on the spool's disk a flush is not written
             but counted (``spool_drops``, reason ``writer_failed``): the store and the
             collector's state keep room (half of ``STAGELOG_SPOOL_MIN_FREE_MB`` by default).
+        spool_format: ``v2`` (one file per flush, every table in it; the default) or ``v1``
+            (one file per table).
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class SpoolExporter:
         compression: str | None = "zstd",
         compress_min_bytes: int = 256 * 1024,
         min_free_bytes: int = 0,
+        spool_format: str = "v2",
     ) -> None:
         import time
 
@@ -59,6 +63,7 @@ class SpoolExporter:
         # pyarrow imports pandas on its first pa.array() (~0.3 s): pay it at model load,
         # not in the flush thread while the first requests are served
         pa.array([0])
+        self.spool_format = spool_format
         self.segments_written = 0
         self._min_free = min_free_bytes
         # rows this process could not spool (a full disk): counted, shipped as spool_drops rows
@@ -86,32 +91,50 @@ class SpoolExporter:
     def _write_counting_losses(self, tables: dict[str, pa.Table]) -> None:
         if self._min_free and _free_bytes(self.spool_dir) < self._min_free:
             floor = SpoolError(f"less than {self._min_free} bytes free on {self.spool_dir}")
-            if not self.unspooled.rows:
-                _LOG.warning("stagelog: %s; counting the rows not spooled", floor)
-            for table, data in tables.items():
-                if table != DROPS_TABLE:
-                    self.unspooled.count(table, data.num_rows, floor)
+            self._count_lost(tables, floor)
             return
         name = layout.segment_name(now_ns=self._clock(), host=self._host)
+        if self.spool_format == "v2":
+            # one file: written whole or not at all, so a failure loses (and counts) every table
+            try:
+                self.write_tables(tables, name=name)
+            except SpoolError as exc:
+                self._count_lost(tables, exc)
+            else:
+                if DROPS_TABLE in tables:
+                    self.unspooled.written()
+            return
         for table, data in tables.items():
             try:
                 self.write_tables({table: data}, name=name)
             except SpoolError as exc:
-                if table == DROPS_TABLE:
-                    continue  # still counted: tried again with the next flush
-                if not self.unspooled.rows:
-                    _LOG.warning("stagelog: %s; counting the rows not spooled", exc)
-                self.unspooled.count(table, data.num_rows, exc)
+                self._count_lost({table: data}, exc)
             else:
                 if table == DROPS_TABLE:
                     self.unspooled.written()
 
+    def _count_lost(self, tables: dict[str, pa.Table], exc: Exception) -> None:
+        """Count rows not spooled; a drop-count table left out is tried again next flush."""
+        if not self.unspooled.rows:
+            _LOG.warning("stagelog: %s; counting the rows not spooled", exc)
+        for table, data in tables.items():
+            if table != DROPS_TABLE:
+                self.unspooled.count(table, data.num_rows, exc)
+
     def write_tables(self, tables: dict[str, pa.Table], name: str | None = None) -> list[Path]:
-        """Write the tables of one flush as one segment (``name``: a fresh one by default).
+        """Write the tables of one flush as one segment (v2: one file; ``name``: a fresh one).
 
         Raises:
             SpoolError: When a file cannot be written.
         """
+        name = name or layout.segment_name(now_ns=self._clock(), host=self._host)
+        if self.spool_format == "v2":
+            paths = layout.write_segment(self.spool_dir, tables, name=name, fmt="v2")
+            self.segments_written += 1
+            return paths
+        return self._write_v1(tables, name)
+
+    def _write_v1(self, tables: dict[str, pa.Table], name: str | None = None) -> list[Path]:
         name = name or layout.segment_name(now_ns=self._clock(), host=self._host)
         paths = []
         for table, data in tables.items():
@@ -128,8 +151,8 @@ class SpoolExporter:
         return paths
 
     def write_segment(self, table: str, data: pa.Table) -> Path:
-        """Write one table as a segment of its own (samplers, tools)."""
-        return self.write_tables({table: data})[0]
+        """Write one table as a v1 segment of its own (samplers, tools)."""
+        return self._write_v1({table: data})[0]
 
     def shutdown(self) -> None:
         """Nothing to release: every segment is closed once written."""

@@ -180,11 +180,14 @@ class Collector:
         assert self.shipper is not None
         backoff = Backoff()
         while not self.stop_event.is_set():
+            started = time.monotonic()
             try:
                 self.shipper.enforce_budget()
                 self.shipper.ship_all()
                 backoff.reset()
-                delay = self.interval_s
+                # a period, not a pause: a poll every interval_s however long shipping took
+                # (issue 11: freshness), and never more than one insert per table per period
+                delay = max(0.0, self.interval_s - (time.monotonic() - started))
             except (StoreUnavailable, SpoolFull) as exc:
                 delay = backoff.next_delay()
                 log.warning("%s; retrying in %.1fs", exc, delay)

@@ -39,10 +39,23 @@ CARD_STATE_FIELDS = ("txn_count", "mean_amount_eur", "velocity_1h", "velocity_24
                      "last_device_id", "updated")
 _IGNORED = {"REQUEST_ID"}  # carries the request id, which a replay changes by design
 
+# Every tensor of one request with its values wherever they are stored: an input that another
+# stage produced is kept as a reference (digest + source_stage/source_name, migration 0030) and
+# resolved to the producer's row here; float32 values are in values_f32, others in values_f64.
 _FETCH_SQL = (
-    "SELECT stage, model_version, direction, name, dtype, shape, values_f64, "
-    "arrayMap(x -> hex(x), values_str) AS values_hex, policy "
-    "FROM stagelog.stage_tensors WHERE request_id = {request_id:String}"
+    "SELECT t.stage AS stage, t.model_version AS model_version, t.direction AS direction, "
+    "t.name AS name, t.dtype AS dtype, t.shape AS shape, t.policy AS policy, "
+    "if(t.source_stage = '', "
+    "   if(empty(t.values_f32), t.values_f64, arrayMap(x -> toFloat64(x), t.values_f32)), "
+    "   if(empty(p.values_f32), p.values_f64, arrayMap(x -> toFloat64(x), p.values_f32))) "
+    "   AS values_f64, "
+    "arrayMap(x -> hex(x), if(t.source_stage = '', t.values_str, p.values_str)) AS values_hex "
+    "FROM stagelog.stage_tensors AS t "
+    "LEFT ANY JOIN (SELECT stage, name, values_str, values_f32, values_f64 "
+    "  FROM stagelog.stage_tensors "
+    "  WHERE request_id = {request_id:String} AND direction = 'output') AS p "
+    "ON p.stage = t.source_stage AND p.name = t.source_name "
+    "WHERE t.request_id = {request_id:String}"
 )
 
 

@@ -44,7 +44,9 @@ FROM
         toUInt16((i - 1) % shape[2])                            AS feature_index,
         v                                                       AS value
     FROM stagelog.stage_tensors
-    ARRAY JOIN values_f64 AS v, arrayEnumerate(values_f64) AS i
+    -- float32 tensors are stored in values_f32 (migration 0030), older rows in values_f64
+    ARRAY JOIN if(empty(values_f32), values_f64, arrayMap(x -> toFloat64(x), values_f32)) AS v,
+               arrayEnumerate(if(empty(values_f32), values_f64, values_f32)) AS i
     WHERE stage = 'features' AND direction = 'output' AND name = 'FEATURES'
       AND length(shape) = 2 AND NOT startsWith(request_id, 'replay-')
 ) AS served

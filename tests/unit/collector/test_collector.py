@@ -218,6 +218,11 @@ def test_ingest_loads_segments_from_another_machine(tmp_path):
         layout.write_table_segment(more, "stage_events", events(["gpu3"]))
         assert "ingested 1 segments" in cli(home, "ingest", str(more)).stdout
         assert count(run, "SELECT count() FROM stagelog.stage_events") == 4
+        v2 = tmp_path / "v2"  # what stages write since issue 11: one file per flush
+        layout.write_segment(v2, {"stage_events": events(["gpu4", "gpu5"])})
+        assert "ingested 1 segments" in cli(home, "ingest", str(v2)).stdout
+        assert count(run, "SELECT count() FROM stagelog.stage_events") == 6
+        assert len(layout.container_segments(v2)) == 1  # the source is left as it was
         assert run.stop() == 0
 
 
