@@ -63,7 +63,7 @@ def spooled(spool: Path) -> tuple[Counter, Counter]:
 
 
 class FullDisk:
-    """pyarrow's OSFile that raises ENOSPC while ``full`` (the fault-injecting file layer)."""
+    """pyarrow's OSFile (v1 files) and ``open`` (v2 files) raising ENOSPC while ``full``."""
 
     def __init__(self) -> None:
         self.full = False
@@ -76,10 +76,17 @@ class FullDisk:
             raise OSError(errno.ENOSPC, "No space left on device", path)
         return self._real(path, mode)
 
+    def open(self, path, mode="r", *args, **kwargs):
+        if self.full and "w" in mode:
+            self.refused += 1
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return open(path, mode, *args, **kwargs)
+
 
 def test_rows_a_stage_could_not_spool_are_counted_once_each(tmp_path, monkeypatch):
     disk = FullDisk()
     monkeypatch.setattr(layout.pa, "OSFile", disk)
+    monkeypatch.setattr(layout, "open", disk.open, raising=False)
     log = stage_log(tmp_path / "home", tmp_path, monkeypatch)
     try:
         requests(log, 0, 3)
