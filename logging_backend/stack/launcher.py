@@ -50,7 +50,7 @@ LOG_TAIL_LINES = 40
 
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 STUB = "triton_python_backend_stub"
-COLLECTOR_MODULE = "logging_backend.collector"
+COLLECTOR_MODULE = "logging_backend.stack.collector_process"  # the collector + alerts
 SUPERVISOR_MODULE = "logging_backend.stack.supervisor"
 SUPERVISOR_STOP_TIMEOUT_S = 10.0
 # Packages of this repository that model.py files import (linked into the backend folder).
@@ -383,6 +383,7 @@ def stack_env(
             config.LOGGING: "on" if settings.logging else "off",
             config.FLUSH_MS: str(settings.flush_ms),
             config.SPOOL_BUDGET_MB: str(settings.spool_budget_mb),
+            config.SPOOL_MIN_FREE_MB: str(settings.spool_min_free_mb),
             config.DEVICE: settings.device,
             config.TRITONSERVER: str(binary),
             config.TRITON_VERSION: version,

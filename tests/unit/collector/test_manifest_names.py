@@ -40,7 +40,7 @@ def test_a_manifest_naming_a_path_outside_the_spool_touches_nothing_there(tmp_pa
         json.dumps({"token": "t", "segments": names})
     )
     client = FakeClient()
-    shipper = sh.Shipper(client, spool, budget_bytes=1 << 30)
+    shipper = sh.Shipper(client, spool)
     shipper.enforce_budget()
     shipper.ship_all()
     assert victim.read_text() == "not yours"

@@ -1,7 +1,7 @@
 """Triton's metrics and log into spool rows (logging_backend.triton_watch), without a server."""
 
 from logging_backend.collector import triton_watch as tw
-from logging_backend.spool.layout import read_table_segment as read_segment
+from logging_backend.spool import layout
 
 METRICS = """# HELP nv_inference_request_failure Number of failed inference requests
 # TYPE nv_inference_request_failure counter
@@ -51,6 +51,16 @@ def test_log_lines_keep_warnings_errors_and_crashes_with_continuations():
     assert rows[1]["log_offset"] == len(LOG[0]) + 1 + len(LOG[1]) + 1
 
 
+def _messages(spool):
+    return [
+        m
+        for ref in layout.list_segments(spool)
+        for name, data in layout.read_segment(ref.path).items()
+        if name == "server_logs"
+        for m in data.column("message").to_pylist()
+    ]
+
+
 def test_log_tailer_resumes_where_it_stopped_and_restarts_on_a_new_file(tmp_path):
     spool, log = tmp_path / "spool", tmp_path / "tritonserver.log"
     state = tmp_path / "offset.json"
@@ -61,18 +71,14 @@ def test_log_tailer_resumes_where_it_stopped_and_restarts_on_a_new_file(tmp_path
     with open(log, "a") as handle:
         handle.write(" done\n")
     tw.LogTailer(spool, log, state).step()  # a restarted collector: no repeat
-    segments = sorted(spool.rglob("*.arrow"))
-    messages = [m for s in segments for m in read_segment(s).column("message").to_pylist()]
+    messages = _messages(spool)
     assert messages == ["Stub process 'forest_0_0' is not healthy.", "half done"]
     with open(log, "a") as handle:
         handle.write("Signal (11) received.\n")  # the crash, not read yet
     log.rename(log.with_name(log.name + ".1"))  # the launcher rotates at the next start
     log.write_text(LOG[1] + "\n")
     tw.LogTailer(spool, log, state).step()
-    messages = [
-        m for s in sorted(spool.rglob("*.arrow")) for m in read_segment(s).column("message")
-    ]
-    assert [m.as_py() for m in messages][2:] == [
+    assert _messages(spool)[2:] == [
         "Signal (11) received.", "Stub process 'forest_0_0' is not healthy."
     ]
 

@@ -9,7 +9,7 @@ import pytest
 
 from logging_backend import config
 from logging_backend.errors import LauncherError
-from logging_backend.spool.layout import read_table_segment
+from logging_backend.spool import layout
 from logging_backend.stack import service_state, stages, supervisor
 
 
@@ -44,8 +44,8 @@ def test_events_go_to_the_spool_and_the_journal(tmp_path):
     settings = _settings(tmp_path)
     log = supervisor.EventLog(settings)
     log.record("model", "unhealthy", model="forest", pid=42, sig="SIGKILL", detail="boom")
-    (segment,) = list((settings.spool_dir / "service_events").glob("*.arrow"))
-    (row,) = read_table_segment(segment).to_pylist()
+    (ref,) = layout.list_segments(settings.spool_dir)
+    (row,) = layout.read_segment(ref.path)["service_events"].to_pylist()
     assert row["model"] == "forest" and row["pid"] == 42 and row["signal"] == "SIGKILL"
     assert row["exit_code"] is None
     (entry,) = service_state.recent_events(settings)
