@@ -6,9 +6,9 @@ does (the collector ships them with the rest):
 - `MetricsSampler` reads Triton's Prometheus endpoint (``127.0.0.1:$STAGELOG_METRICS_PORT``)
   every ``STAGELOG_TRITON_METRICS_MS`` (default 5000) and keeps the ``nv_inference_*`` series
   (request success and failure by model and reason, request / execution / inference counts,
-  queue, compute and request durations, pending requests) as ``triton_metrics`` rows. A request
-  Triton refuses before any stage runs (wrong dtype or shape, batch over ``max_batch_size``,
-  missing input, empty batch, a stub that is not healthy) is counted there and nowhere else.
+  queue, compute and request durations, pending requests) as ``triton_metrics`` rows. A
+  request a dead stub fails is counted there (2.51 counts no failure for a request it refuses
+  at input validation: those are not in the store yet).
 - `LogTailer` follows ``$STAGELOG_HOME/logs/tritonserver.log`` (stdout and stderr of the
   server and its stubs) and keeps warnings, errors and fatal lines, with their continuation
   lines (a traceback), as ``server_logs`` rows. Its read position is kept in

@@ -185,7 +185,9 @@ def probe_stages(grpc_port: int, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeRes
         if error is None:
             return
         match = _UNHEALTHY.search(error)
-        if match:
+        if any(word in error for word in ("Failed to connect", "Socket closed", "refused")):
+            result.down.setdefault("tritonserver", error)  # the server, not this stage
+        elif match:
             result.down.setdefault(match.group(1), error)
         elif "DEADLINE" in error.upper():
             result.down.setdefault(model, f"probe timed out after {timeout_s:.0f} s")
