@@ -269,7 +269,7 @@ def test_json_nested_120000_deep_is_refused_on_grpc_and_http_is_off(faults: Runn
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # an earlier test's stage-level failures can land in the window
     reason="measured: Triton 2.51 counts no nv_inference_request_failure for requests it "
     "refuses at input validation (dtype, shape, batch size); not in the store yet",
 )
