@@ -22,6 +22,12 @@ COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 500 (collector'
 DEVICE = "STAGELOG_DEVICE"  # default: auto
 TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher; default: "" (unknown)
 CLUSTER = "STAGELOG_CLUSTER"  # default: unset (one server, migrations as written)
+QUERY_USER = "STAGELOG_QUERY_USER"  # default: stagelog (the read-only user of the query door)
+QUERY_PASSWORD = "STAGELOG_QUERY_PASSWORD"  # default: made at first `up`, $HOME/reader.password
+QUERY_PORT = "STAGELOG_QUERY_PORT"  # default: 0 (a free port; run/collector.json names it)
+QUERY_TIMEOUT_S = "STAGELOG_QUERY_TIMEOUT_S"  # default: 60 (max_execution_time of a reader)
+QUERY_MAX_RESULT_MB = "STAGELOG_QUERY_MAX_RESULT_MB"  # default: 1024 (max_result_bytes)
+QUERY_MAX_MEMORY_MB = "STAGELOG_QUERY_MAX_MEMORY_MB"  # default: 2048 (max_memory_usage)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,6 +101,11 @@ class Settings:
     triton_version: str = ""
     tritonserver: str = ""
     cluster: str = ""
+    query_user: str = "stagelog"
+    query_port: int = 0
+    query_timeout_s: int = 60
+    query_max_result_mb: int = 1024
+    query_max_memory_mb: int = 2048
 
     @property
     def spool_dir(self) -> Path:
@@ -126,6 +137,8 @@ def load(
     triton_version: str | None = None,
     tritonserver: str | None = None,
     cluster: str | None = None,
+    query_user: str | None = None,
+    query_port: int | None = None,
 ) -> Settings:
     """Resolve settings: explicit argument, then environment, then default."""
     home_path = Path(get_str(HOME, ".stagelog", home)).expanduser().resolve()
@@ -143,4 +156,9 @@ def load(
         triton_version=get_str(TRITON_VERSION, "", triton_version),
         tritonserver=get_str(TRITONSERVER, "", tritonserver),
         cluster=get_str(CLUSTER, "", cluster).strip(),
+        query_user=get_str(QUERY_USER, "stagelog", query_user),
+        query_port=get_int(QUERY_PORT, 0, query_port),
+        query_timeout_s=get_int(QUERY_TIMEOUT_S, 60, minimum=1),
+        query_max_result_mb=get_int(QUERY_MAX_RESULT_MB, 1024, minimum=1),
+        query_max_memory_mb=get_int(QUERY_MAX_MEMORY_MB, 2048, minimum=64),
     )
