@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 
@@ -15,6 +16,7 @@ log = logging.getLogger("stagelog.collector")
 
 def main() -> int:
     """Run the collector until SIGTERM/SIGINT; exit 0 after draining."""
+    os.umask(0o077)  # spool, store, logs and run/ files: the owner's only
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s pid=%(process)d: %(message)s",

@@ -17,11 +17,11 @@ The subset that clickhouse-connect's HTTP client, curl and Grafana's ClickHouse 
 Reader mode (the collector's door): every statement passes ``logging_backend.store.guard`` and
 runs on its own read-only session with limits (``logging_backend.store.sessions``).
 
-Admin mode (``python -m logging_backend.collector.endpoint --admin --path DIR``): the same server over a
-separate embedded store that also takes DDL and inserts (``INSERT … FORMAT <fmt>`` with the
-data in the body, settings such as ``insert_deduplication_token`` honoured): the
-ClickHouse-protocol endpoint that tests run stagelog's ``http://`` DSN path against, since no
-ClickHouse server runs on these machines. It is never what ``stagelog up`` starts.
+Admin mode (``python -m logging_backend.collector.endpoint --admin --path DIR``): the same
+server over a separate embedded store that also takes DDL and inserts (``INSERT … FORMAT
+<fmt>`` with the data in the body, settings such as ``insert_deduplication_token`` honoured):
+the ClickHouse-protocol endpoint that tests run stagelog's ``http://`` DSN path against, since
+no ClickHouse server runs on these machines. It is never what ``stagelog up`` starts.
 """
 
 from __future__ import annotations
