@@ -251,7 +251,7 @@ def run_dir(settings: Settings) -> Path:
 
 
 def collector_file(settings: Settings) -> Path:
-    """The file the collector writes once it is ready (``pid``, ``query_url``, ...)."""
+    """The file the collector writes once it is ready (``pid``, ``http_url``, ``user``, ...)."""
     return run_dir(settings) / "collector.json"
 
 
@@ -431,7 +431,7 @@ class Stack:
     triton_version: str
     triton_pid: int
     collector_pid: int | None = None
-    query_url: str | None = None
+    query_url: str | None = None  # the query door (ClickHouse HTTP interface), collector.json
     started_at: float = field(default_factory=time.time)
     extra_triton_args: list[str] = field(default_factory=list)
 
