@@ -71,6 +71,9 @@ _INSERT = re.compile(
     r"(?:SETTINGS\s+(?P<settings>.*?)\s+)?FORMAT\s+(?P<fmt>\w+)\s*$",
     re.I | re.S,
 )
+_INSERT_HEAD = re.compile(
+    r"^(?P<statement>\s*INSERT\s+INTO\s+[^\n]*?\bFORMAT\s+\w+)[ \t]*\r?\n?", re.I
+)
 _CONTENT_TYPES = (
     ("TabSeparated", "text/tab-separated-values; charset=UTF-8"),
     ("TSV", "text/tab-separated-values; charset=UTF-8"),
@@ -433,10 +436,16 @@ class Handler(BaseHTTPRequestHandler):
         bound = {k[len("param_"):]: v for k, v in params.items() if k.startswith("param_")}
         text = params.get("query", "")
         insert = _INSERT.match(text) if door.admin and body else None
+        if door.admin and body and not insert and not text:
+            # clickhouse-connect sends "INSERT … FORMAT Native\n" and the data in one body.
+            head = _INSERT_HEAD.match(body[:65536].decode("latin-1"))
+            if head:
+                insert = _INSERT.match(head.group("statement"))
+                body = body[head.end():]
         if not insert and body:
             text = f"{text}\n{body.decode('utf-8', errors='replace')}" if text else body.decode(
                 "utf-8", errors="replace")
-        if not text.strip():
+        if not insert and not text.strip():
             raise ClickHouseHTTPError(62, "SYNTAX_ERROR", "Empty query")
         fmt = params.get("default_format") or "TabSeparated"
         started = time.monotonic()
@@ -453,6 +462,12 @@ class Handler(BaseHTTPRequestHandler):
             checked = door.prepare(conn, text, bound)
             fmt = checked.output_format or fmt
             door.queries += 1
+            if not _streams(checked.sql):
+                # chDB streams SELECT only: DDL, SHOW, DESCRIBE, EXPLAIN (all small) run whole.
+                result = conn.query(checked.sql, fmt, params=bound or None)
+                self._plain(200, bytes(result.bytes()), content_type(fmt),
+                            self._meta(query_id, fmt, started))
+                return
             stream = conn.send_query(checked.sql, fmt, params=bound or None)
             self._stream(stream, fmt, query_id, started)
 
@@ -514,6 +529,11 @@ class Handler(BaseHTTPRequestHandler):
     def _chunk(self, data: bytes) -> None:
         if data:
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+
+def _streams(sql: str) -> bool:
+    words = sqlguard.strip_comments(sql).lstrip("( \t\r\n").split(None, 1)
+    return bool(words) and words[0].upper() in ("SELECT", "WITH")
 
 
 def _chunks(stream: Any) -> Iterator[bytes]:

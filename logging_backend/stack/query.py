@@ -25,7 +25,7 @@ from logging_backend.collector import service as collector
 from logging_backend.errors import StoreError
 from logging_backend.insights import metrics, notes
 from logging_backend.insights.lineage import LINEAGE_SQL
-from logging_backend.store import access
+from logging_backend.store import access, guard
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, str]:
@@ -51,24 +51,50 @@ def uses_collector(settings: config.Settings) -> dict[str, Any] | None:
 
 
 def execute(
-    settings: config.Settings, sql: str, params: Mapping[str, Any] | None, fmt: str
+    settings: config.Settings,
+    sql: str,
+    params: Mapping[str, Any] | None,
+    fmt: str,
+    read_only: bool = False,
 ) -> bytes:
     """Run one statement against the home's store and return the result in ClickHouse ``fmt``.
 
+    Args:
+        settings: the home's settings.
+        sql: one statement.
+        params: ``{name:Type}`` values.
+        fmt: a ``--format`` value.
+        read_only: the statement comes from a person (``stagelog sql``): it must pass the
+            reader's guard (``logging_backend.store.guard``) and runs with ``readonly = 1``,
+            also when the store is opened directly (the query door checks it anyway).
+
     Raises:
-        StoreError: the statement failed or the store cannot be reached.
+        StoreError: the statement failed, was refused, or the store cannot be reached.
     """
     fmt = store.clickhouse_format(fmt)
     info = uses_collector(settings)
-    if info is not None and collector.ADMIN_WRITE.match(sql):
+    if read_only:
+        sql = guard.single_statement(sql)
+    elif info is not None and collector.ADMIN_WRITE.match(sql):
         # A note or a baseline: the collector writes it (the query door is read-only).
         ask_collector(settings, info, {"kind": "write", "sql": sql, "params": dict(params or {})})
         return b""
     if info is not None:
-        client = door_client(settings, info)
-    else:
-        client = store.connect(settings.dsn)
-    return store.run_query(client, sql, dict(params or {}), fmt)
+        return store.run_query(door_client(settings, info), sql, dict(params or {}), fmt)
+    client = store.connect(settings.dsn)
+    if not read_only:
+        return store.run_query(client, sql, dict(params or {}), fmt)
+    readonly = {"readonly": 1}
+    names = store.run_query(client, "SELECT name FROM system.table_functions", None, "TSVRaw",
+                            readonly)
+    guard.check(
+        sql,
+        lambda statement: store.run_query(
+            client, "EXPLAIN AST " + statement, dict(params or {}), "TSVRaw", readonly
+        ).decode(),
+        frozenset(names.decode().lower().split()),
+    )
+    return store.run_query(client, sql, dict(params or {}), fmt, readonly)
 
 
 def door_client(settings: config.Settings, info: Mapping[str, Any]) -> Any:

@@ -187,7 +187,13 @@ def clickhouse_format(fmt: str) -> str:
     )
 
 
-def run_query(client: Client, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
+def run_query(
+    client: Client,
+    sql: str,
+    params: dict[str, Any] | None,
+    fmt: str,
+    settings: dict[str, Any] | None = None,
+) -> bytes:
     """Run one statement with server-side bound parameters and return the formatted result.
 
     Args:
@@ -195,11 +201,12 @@ def run_query(client: Client, sql: str, params: dict[str, Any] | None, fmt: str)
         sql: the statement; parameters appear as ``{name:Type}``.
         params: values by name (strings are parsed by ClickHouse as the declared type).
         fmt: a ClickHouse output format name (see ``clickhouse_format``).
+        settings: ClickHouse settings of this query (e.g. ``{"readonly": 1}``).
 
     Raises:
         StoreError: ClickHouse rejected the statement.
     """
     try:
-        return client.raw_query(sql, parameters=params or None, fmt=fmt)
+        return client.raw_query(sql, parameters=params or None, fmt=fmt, settings=settings)
     except ClickHouseError as exc:
         raise StoreError(str(exc)) from exc

@@ -223,7 +223,9 @@ def sql(
 
     try:
         settings = config.load(home=home)
-        result = query.execute(settings, query_text, query.parse_params(param), fmt)
+        result = query.execute(
+            settings, query_text, query.parse_params(param), fmt, read_only=True
+        )
     except StagelogError as exc:
         _die(exc)
     if fmt == "table":
