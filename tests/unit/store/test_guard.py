@@ -89,7 +89,8 @@ conn = chdb.connect(":memory:")
 conn.query("SET readonly = 1")
 out = {}
 for name, (sql, _) in samples.items():
-    out[name] = bytes(conn.query("EXPLAIN AST " + sql, "TSVRaw", params={"id": "1"}).bytes()).decode()
+    result = conn.query("EXPLAIN AST " + sql, "TSVRaw", params={"id": "1"})
+    out[name] = bytes(result.bytes()).decode()
 print(json.dumps(out))
 """
 
