@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,30 @@ class Health:
                                   value=snap["queries"])
         yield CounterMetricFamily("stagelog_queries_refused",
                                   "Queries the query door refused", value=snap["queries_refused"])
+
+    def row(self, host: str, pid: int) -> tuple[list[str], list[Any]]:
+        """The figures as one ``stagelog.collector_health`` row: ``(column names, values)``."""
+        snap = self.snapshot()
+        last = snap["last_successful_insert"]
+        values = {
+            "ts": datetime.now(timezone.utc),
+            "host": host,
+            "pid": pid,
+            "pending_segments": snap["pending_segments"],
+            "pending_bytes": snap["pending_bytes"],
+            "oldest_segment_age_s": snap["oldest_segment_age_s"],
+            "rows_shipped": sum(snap["rows_by_table"].values()),
+            "inserts": sum(snap["inserts_by_table"].values()),
+            "insert_failures": sum(snap["failures_by_table"].values()),
+            "transient_failures": snap["transient_failures"],
+            "dropped_segments": sum(snap["dropped_segments"].values()),
+            "last_insert_age_s": None if last is None else max(0.0, time.time() - last),
+            "queries": snap["queries"],
+            "queries_refused": snap["queries_refused"],
+            "rows_by_table": snap["rows_by_table"],
+            "drops_by_reason": snap["dropped_segments"],
+        }
+        return list(values), list(values.values())
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

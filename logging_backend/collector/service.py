@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ from logging_backend.store.sessions import ReaderLimits, Sessions
 
 log = logging.getLogger("stagelog.collector")
 
+HEALTH_ROW_S = 10.0  # how often the collector writes a stagelog.collector_health row
 SCHEMA_CHECK_S = 30.0  # how often the collector checks that every schema object exists
 DRAIN_TIMEOUT_S = 45.0  # below the launcher's 60 s stop timeout
 BACKOFF_BASE_S = 0.5
@@ -167,6 +169,17 @@ class Collector:
             os.rename(tmp, out)
         return len(names)
 
+    def _write_health(self) -> None:
+        """One stagelog.collector_health row (the dashboard's view of /metrics)."""
+        assert self.client is not None
+        columns, values = self.health.row(socket.gethostname(), os.getpid())
+        try:
+            with self.lock:
+                self.client.insert("stagelog.collector_health", [values], column_names=columns,
+                                   settings={"async_insert": 0})
+        except (StagelogError, ClickHouseError, OSError) as exc:
+            log.debug("health row not written to %s: %s", self.destination, exc)
+
     def _check_schema(self) -> None:
         """Recreate schema objects someone dropped (their segments would be refused)."""
         assert self.client is not None
@@ -272,9 +285,12 @@ class Collector:
         """Poll and ship until asked to stop, then drain."""
         assert self.shipper is not None
         backoff = Backoff()
-        schema_checked = time.monotonic()
+        schema_checked = health_written = time.monotonic()
         while not self.stop_event.is_set():
             self.serve_admin_requests()
+            if time.monotonic() - health_written > HEALTH_ROW_S:
+                health_written = time.monotonic()
+                self._write_health()
             if time.monotonic() - schema_checked > SCHEMA_CHECK_S:
                 schema_checked = time.monotonic()
                 self._check_schema()

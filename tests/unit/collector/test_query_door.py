@@ -308,3 +308,15 @@ def test_http_dsn_migrates_ships_exactly_once_and_queries(tmp_path, admin_server
                               "DROP TABLE stagelog.stage_events"], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "DROP statements are not allowed" in refused.stderr
+
+
+def test_collector_writes_its_health_rows_for_the_dashboard(door):
+    deadline = time.monotonic() + 30
+    while True:
+        status, _, body = curl(door_url(door, "SELECT max(rows_shipped), min(pending_segments) "
+                                              "FROM stagelog.collector_health HAVING count() > 0"),
+                               *auth(door))
+        if body.strip() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert status == 200 and body.split() == [b"3", b"0"]
