@@ -10,6 +10,7 @@ logging is off) and then the server bound to 127.0.0.1, and returns once the ser
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -22,9 +23,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psutil
 
@@ -46,6 +48,7 @@ DEFAULT_TIMEOUT_S = 120.0
 TRITON_STOP_TIMEOUT_S = 30.0
 COLLECTOR_STOP_TIMEOUT_S = 60.0
 PRIVATE_UMASK = 0o077
+T = TypeVar("T")
 LOG_TAIL_LINES = 40
 
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
@@ -518,6 +521,21 @@ def _start_collector(
         time.sleep(0.05)
 
 
+def _private_files(func: Callable[..., T]) -> Callable[..., T]:
+    """Run ``func`` with umask 077: every file and folder it makes is the owner's only."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        previous = os.umask(PRIVATE_UMASK)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            os.umask(previous)
+
+    return wrapper
+
+
+@_private_files
 def up(
     settings: Settings,
     model_repository: Path | str | None = None,
