@@ -52,6 +52,11 @@ class InsertCounts:
         with self._lock:
             self.failures[table] += 1
 
+    def copy(self) -> tuple[dict[str, int], dict[str, int], dict[str, int], float | None]:
+        """``(rows, inserts, failures, last_success)`` at one instant."""
+        with self._lock:
+            return dict(self.rows), dict(self.inserts), dict(self.failures), self.last_success
+
 
 class CountingClient:
     """A clickhouse-connect client that counts the shipper's inserts (everything else as is)."""
@@ -128,21 +133,21 @@ class Health:
         segments, size, age = spool_pending(self.spool_dir)
         stats = self.shipper_stats() or {}
         queries, refused = self.door_stats()
-        with self.counts._lock:
-            return {
-                "pending_segments": segments,
-                "pending_bytes": size,
-                "oldest_segment_age_s": round(age, 3),
-                "rows_by_table": dict(self.counts.rows),
-                "inserts_by_table": dict(self.counts.inserts),
-                "failures_by_table": dict(self.counts.failures),
-                "last_successful_insert": self.counts.last_success,
-                "transient_failures": int(stats.get("transient_failures", 0)),
-                "dropped_segments": dict(stats.get("dropped_segments") or {}),
-                "dropped_rows": dict(stats.get("dropped_rows") or {}),
-                "queries": queries,
-                "queries_refused": refused,
-            }
+        rows, inserts, failures, last_success = self.counts.copy()
+        return {
+            "pending_segments": segments,
+            "pending_bytes": size,
+            "oldest_segment_age_s": round(age, 3),
+            "rows_by_table": rows,
+            "inserts_by_table": inserts,
+            "failures_by_table": failures,
+            "last_successful_insert": last_success,
+            "transient_failures": int(stats.get("transient_failures", 0)),
+            "dropped_segments": dict(stats.get("dropped_segments") or {}),
+            "dropped_rows": dict(stats.get("dropped_rows") or {}),
+            "queries": queries,
+            "queries_refused": refused,
+        }
 
     def collect(self) -> Any:
         """prometheus-client's custom collector hook: one family per figure."""

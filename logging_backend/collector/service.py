@@ -262,10 +262,12 @@ class Collector:
         self.server = serve(self.door, self.settings.query_port)
         info["metrics_url"] = f"{self.server.url}/metrics"
         if data_path:
+            secret = access.password_file(self.settings)
             info.update(
                 http_url=self.server.url,
                 user=credentials.user,
-                password_file=str(access.password_file(self.settings)),
+                # None: the password comes from STAGELOG_QUERY_PASSWORD, not from the file
+                password_file=str(secret) if secret.exists() else None,
             )
         path = info_file(self.settings.home)
         admin_dir(self.settings.home).mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -28,9 +28,7 @@ _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Settings a reader may choose: how results are written, never what may run or for how long.
 _READER_SETTINGS = re.compile(
     r"^(output_format_\w+|format_\w+|date_time_output_format|date_time_input_format|"
-    r"input_format_\w+|cast_string_to_dynamic_use_inference|session_timezone|extremes|"
-    r"join_use_nulls|max_block_size|preferred_block_size_bytes|max_threads|"
-    r"allow_experimental_\w+|enable_\w+_type|use_query_cache)$"
+    r"cast_string_to_dynamic_use_inference|session_timezone|extremes|join_use_nulls)$"
 )
 # Limits a reader may only lower.
 _LIMITS = ("max_execution_time", "max_result_rows", "max_result_bytes", "max_memory_usage")

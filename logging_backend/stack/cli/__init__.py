@@ -115,7 +115,9 @@ def _print_collector(home: str) -> None:
     if info.get("http_url"):
         typer.echo(
             f"store: ClickHouse HTTP interface at {info['http_url']} (read-only), user "
-            f"{info['user']}, password in {info['password_file']}"
+            f"{info['user']}, password "
+            + (f"in {info['password_file']}" if info.get("password_file")
+               else "from STAGELOG_QUERY_PASSWORD")
         )
     if not info.get("metrics_url"):
         return
