@@ -74,6 +74,19 @@ _INSERT = re.compile(
 _INSERT_HEAD = re.compile(
     r"^(?P<statement>\s*INSERT\s+INTO\s+[^\n]*?\bFORMAT\s+\w+)[ \t]*\r?\n?", re.I
 )
+# Output formats whose blocks, as chDB streams them, concatenate into one valid result.
+_CONCATENATES = re.compile(
+    r"^(Native|RowBinary|TabSeparated|TSV|TabSeparatedRaw|TSVRaw|CSV|JSONEachRow|JSONLines|"
+    r"NDJSON|JSONCompactEachRow|JSONStringsEachRow|JSONCompactStringsEachRow|Values|"
+    r"LineAsString|RawBLOB|Null)$",
+    re.I,
+)
+# Formats with a header chDB repeats on every block: streamed with the header sent once.
+_HEADERED = re.compile(
+    r"^(TabSeparated|TSV|TabSeparatedRaw|TSVRaw|CSV|JSONCompactEachRow|"
+    r"JSONCompactStringsEachRow)WithNames(AndTypes)?$",
+    re.I,
+)
 _CONTENT_TYPES = (
     ("TabSeparated", "text/tab-separated-values; charset=UTF-8"),
     ("TSV", "text/tab-separated-values; charset=UTF-8"),
@@ -468,6 +481,13 @@ class Handler(BaseHTTPRequestHandler):
                 self._plain(200, bytes(result.bytes()), content_type(fmt),
                             self._meta(query_id, fmt, started))
                 return
+            if not _CONCATENATES.match(fmt) and not _HEADERED.match(fmt):
+                # chDB writes each streamed block as a whole document in these formats (JSON,
+                # Parquet, Arrow, Pretty, …): run the query whole, bounded by max_result_bytes.
+                result = conn.query(checked.sql, fmt, params=bound or None)
+                self._plain(200, bytes(result.bytes()), content_type(fmt),
+                            self._meta(query_id, fmt, started))
+                return
             stream = conn.send_query(checked.sql, fmt, params=bound or None)
             self._stream(stream, fmt, query_id, started)
 
@@ -496,7 +516,9 @@ class Handler(BaseHTTPRequestHandler):
         }
 
     def _stream(self, stream: Any, fmt: str, query_id: str, started: float) -> None:
-        chunks = _chunks(stream)
+        headered = _HEADERED.match(fmt)
+        header_lines = 0 if not headered else (2 if headered.group(2) else 1)
+        chunks = _chunks(stream, header_lines)
         try:
             first = next(chunks, b"")  # errors at the start still get a proper status
         except Exception:
@@ -536,9 +558,15 @@ def _streams(sql: str) -> bool:
     return bool(words) and words[0].upper() in ("SELECT", "WITH")
 
 
-def _chunks(stream: Any) -> Iterator[bytes]:
+def _chunks(stream: Any, header_lines: int = 0) -> Iterator[bytes]:
+    """The result's bytes, block by block; the header lines only once (chDB repeats them)."""
+    first = True
     for chunk in stream:
         data = bytes(chunk.bytes())
+        if not first and header_lines:
+            data = data.split(b"\n", header_lines)[-1] if data.count(b"\n") >= header_lines \
+                else b""
+        first = False
         if data:
             yield data
 

@@ -320,3 +320,20 @@ def test_collector_writes_its_health_rows_for_the_dashboard(door):
             break
         time.sleep(1)
     assert status == 200 and body.split() == [b"3", b"0"]
+
+
+MULTI_BLOCK = "SELECT number AS n FROM numbers(3) UNION ALL SELECT number FROM numbers(2)"
+
+
+@pytest.mark.parametrize("fmt,check", [
+    ("JSONCompact", lambda b: sorted(r[0] for r in json.loads(b)["data"]) in
+     ([0, 0, 1, 1, 2], ["0", "0", "1", "1", "2"])),
+    ("TSVWithNames", lambda b: b.count(b"n\n") == 1 and sorted(b.split()) ==
+     [b"0", b"0", b"1", b"1", b"2", b"n"]),
+    ("CSVWithNamesAndTypes", lambda b: b.count(b'"n"') == 1 and b.count(b'"UInt64"') == 1),
+    ("JSONEachRow", lambda b: len(b.splitlines()) == 5),
+    ("Native", lambda b: b.count(b"\x01n\x06UInt64") == 2),  # one header per block, as in CH
+])
+def test_results_of_several_blocks_are_one_valid_document(door, fmt, check):
+    status, _, body = curl(door_url(door, MULTI_BLOCK, default_format=fmt), *auth(door))
+    assert status == 200 and check(body), body
