@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import email.parser
+import email.policy
 import gzip
 import json
 import logging
@@ -246,6 +248,27 @@ def decode_body(data: bytes, encoding: str | None) -> bytes:
     )
 
 
+def form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The text fields of a ``multipart/form-data`` body (``query``, ``param_<name>``, …).
+
+    Raises:
+        ClickHouseHTTPError: a field carries a file (external data is not served).
+    """
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if part.get_param("filename", header="content-disposition"):
+            raise ClickHouseHTTPError(48, "NOT_IMPLEMENTED",
+                                      "external data (file fields) is not served by this door")
+        if name:
+            payload = part.get_payload(decode=True) or b""
+            fields[str(name)] = payload.decode("utf-8", errors="replace")
+    return fields
+
+
 class Door:
     """Runs the statements of one HTTP request on a fresh session of the store.
 
@@ -432,6 +455,11 @@ class Handler(BaseHTTPRequestHandler):
             if not door.credentials.matches(user, password):
                 raise auth_failed(user)
             body = self._read_body() if post else b""
+            ctype = self.headers.get("Content-Type", "")
+            if post and ctype.lower().startswith("multipart/form-data"):
+                # clickhouse-connect sends long queries and parameters as form fields.
+                params.update(form_fields(ctype, body))
+                body = b""
             self._run(params, body, query_id)
         except Exception as exc:  # every failure is answered the ClickHouse way
             error = ClickHouseHTTPError.from_exception(exc)

@@ -337,3 +337,15 @@ MULTI_BLOCK = "SELECT number AS n FROM numbers(3) UNION ALL SELECT number FROM n
 def test_results_of_several_blocks_are_one_valid_document(door, fmt, check):
     status, _, body = curl(door_url(door, MULTI_BLOCK, default_format=fmt), *auth(door))
     assert status == 200 and check(body), body
+
+
+def test_long_parameters_sent_as_form_fields_are_bound(door):
+    password = Path(door.info["password_file"]).read_text().strip()
+    url = urllib.parse.urlsplit(door.info["http_url"])
+    client = clickhouse_connect.get_client(
+        host=url.hostname, port=url.port, username=door.info["user"], password=password
+    )
+    ids = [f"id-{i:05d}" for i in range(3000)] + ["a", "b"]  # too long for a URL: form fields
+    sql = "SELECT count() FROM stagelog.stage_events WHERE request_id IN {ids:Array(String)}"
+    assert client.raw_query(sql, parameters={"ids": ids}, fmt="TSV") == b"2\n"
+    assert client.query(sql, parameters={"ids": ids}).result_rows == [(2,)]
