@@ -286,13 +286,14 @@ def test_http_dsn_migrates_ships_exactly_once_and_queries(tmp_path, admin_server
     collector = subprocess.Popen([sys.executable, "-m", "logging_backend.collector"], cwd=REPO,
                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while list((home / "spool").rglob("*.arrow")):
             assert collector.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
         # The same segments again (a retry after a crash between insert and delete).
         for name, data in zip(names, batch, strict=True):
             layout.write_table_segment(home / "spool", "stage_events", data, name=name)
+        deadline = time.monotonic() + 120
         while list((home / "spool").rglob("*.arrow")):
             assert collector.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
