@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"# {answered / load.window_s:.0f} req/s, {args.concurrency} in flight, batch 8; "
         f"STAGELOG_FLUSH_MS={settings.flush_ms}, "
-        f"STAGELOG_COLLECT_INTERVAL_MS={args.collect_ms or 'default (500)'}"
+        f"STAGELOG_COLLECT_INTERVAL_MS={args.collect_ms or 'default (1000)'}"
     )
     print(f"collector CPU ms per request: total {sum(by_name.values()) * 1000 / answered:.3f}")
     for name, cpu in by_name.most_common(8):

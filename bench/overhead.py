@@ -4,9 +4,10 @@ Modes, all on the same machine and the same models (the repository's model_repos
 
 - ``off``      (a) ``stagelog up --no-logging``: the stages use the null logger, no collector.
 - ``full``     (b) full logging: every tensor, event and prediction, shipped by the collector.
-- ``tuned``    (b') full logging with fewer, bigger spool segments and inserts:
-  ``STAGELOG_FLUSH_MS=1000`` (default 100) and ``STAGELOG_COLLECT_INTERVAL_MS=2000`` (default
-  500); rows reach the store within ~3 s instead of ~0.6 s.
+- ``tuned``    (b') full logging with the flush and collect periods of before issue 11:
+  ``STAGELOG_FLUSH_MS=100`` and ``STAGELOG_COLLECT_INTERVAL_MS=500`` (defaults now 1000 and
+  1000).
+- ``half``     (b*) full logging with ``STAGELOG_FLUSH_MS=500``: freshness vs flush period.
 - ``spool``    (b'') full logging with the store on another host: the stages log and spool as in
   ``full``, but the collector is paused (SIGSTOP) during the window and resumed for the drain,
   so the window pays for the stages' logging and not for the embedded ClickHouse engine's
@@ -32,6 +33,13 @@ the load stops, the store is polled until every request of the window (warm-up i
 its 6 ``stage_events`` rows and ``batch x 4`` ``predictions`` rows: rows lost = expected - found
 after ``--drain-timeout`` seconds (must be 0). The next window starts only then, so no window
 pays for another's shipping. With tracing on, the growth of the trace files is reported.
+Freshness (logging modes whose collector runs during the window): every ``--fresh-every``
+seconds one answered request becomes a probe; a thread polls the store (through the collector's
+query endpoint, every ``--fresh-poll`` seconds) until its 6 ``stage_events`` and its
+``predictions`` rows are all queryable; freshness = that moment - the response. Reported as
+p50/p99 over every probe of a mode and level. Logging CPU per request and per event is the
+server's (stages') CPU per request minus that of mode ``off`` in the same level, and the
+collector's separately.
 Several ``--concurrency`` levels may be given; each is its own table.
 
 The summary gives, per concurrency and mode, the median over repetitions and the ratio to mode
@@ -103,11 +111,14 @@ MODES: dict[str, Mode] = {
     "full": Mode("full", "(b) full logging", logging=True),
     "tuned": Mode(
         "tuned",
-        "(b') full logging, flush 1 s, collect 2 s",
+        "(b') full logging, flush 0.1 s, collect 0.5 s",
         logging=True,
-        flush_ms=1000,
-        collect_ms=2000,
+        flush_ms=100,
+        collect_ms=500,
     ),  # fmt: skip
+    "half": Mode(
+        "half", "(b*) full logging, flush 0.5 s", logging=True, flush_ms=500, collect_ms=1000
+    ),
     "spool": Mode(
         "spool", "(b'') full logging, store elsewhere", logging=True, pause_collector=True
     ),
@@ -115,7 +126,7 @@ MODES: dict[str, Mode] = {
     "summary": Mode("summary", "(c') summary policy", logging=True, policy="summary"),
     "trace": Mode("trace", "(d) off + Triton trace TENSORS rate=1", logging=False, trace=True),
 }
-DEFAULT_MODES = ("off", "full", "tuned", "spool", "sampled", "trace")
+DEFAULT_MODES = ("off", "full", "spool", "sampled", "trace")
 
 
 # ----------------------------------------------------------------------------- the stacks
@@ -187,6 +198,75 @@ class LoadResult:
     server_cpu_s: float = 0.0
     collector_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    freshness_s: list[float] = field(default_factory=list)  # response -> rows queryable
+    probes: int = 0  # requests probed for freshness (probes - len(freshness_s): not seen)
+
+
+class FreshnessProbe:
+    """Polls the store for probed requests; records when all their rows are queryable.
+
+    Args:
+        settings: The stack's settings (its collector's query endpoint).
+        expected: (stage_events rows, predictions rows) of one request.
+        poll_s: Seconds between polls.
+    """
+
+    def __init__(self, settings: config.Settings, expected: tuple[int, int], poll_s: float):
+        import threading  # noqa: PLC0415
+
+        self.settings = settings
+        self.expected = expected
+        self.poll_s = poll_s
+        self.pending: dict[str, float] = {}  # request id -> response time (time.time())
+        self.fresh: list[float] = []
+        self.probes = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="freshness", daemon=True)
+        self._thread.start()
+
+    def add(self, request_id: str, answered_at: float) -> None:
+        """Probe one answered request."""
+        with self._lock:
+            self.pending[request_id] = answered_at
+            self.probes += 1
+
+    def _poll(self) -> None:
+        with self._lock:
+            ids = list(self.pending)
+        if not ids:
+            return
+        sql = (
+            "SELECT request_id FROM (SELECT request_id, count() AS n FROM stagelog.stage_events"
+            " WHERE request_id IN {ids:Array(String)} GROUP BY request_id) AS e"
+            " INNER JOIN (SELECT request_id, count() AS n FROM stagelog.predictions"
+            " WHERE request_id IN {ids:Array(String)} GROUP BY request_id) AS p USING request_id"
+            " WHERE e.n >= {ne:UInt32} AND p.n >= {np:UInt32}"
+        )
+        params = {"ids": ids, "ne": self.expected[0], "np": self.expected[1]}
+        try:
+            data = json.loads(query.execute(self.settings, sql, params, "JSONCompact"))["data"]
+        except Exception:  # a failed poll is retried at the next one
+            return
+        now = time.time()
+        with self._lock:
+            for (request_id,) in data:
+                answered = self.pending.pop(request_id, None)
+                if answered is not None:
+                    self.fresh.append(now - answered)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._poll()
+
+    def finish(self, timeout_s: float) -> tuple[list[float], int]:
+        """Wait until every probe was seen or ``timeout_s`` passed; (freshness list, probes)."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(self.poll_s)
+        self._stop.set()
+        self._thread.join(5.0)
+        return list(self.fresh), self.probes
 
 
 async def closed_loop(
@@ -198,6 +278,8 @@ async def closed_loop(
     warmup_s: float,
     duration_s: float,
     cpu_probe: Callable[[], tuple[float, float]],
+    fresh: FreshnessProbe | None = None,
+    fresh_every_s: float = 0.5,
 ) -> LoadResult:
     """Run ``concurrency`` clients back to back; measure the window after the warm-up.
 
@@ -210,6 +292,8 @@ async def closed_loop(
         warmup_s: Load before the window opens.
         duration_s: Length of the measured window.
         cpu_probe: Returns (server CPU s, collector CPU s) so far.
+        fresh: Gets one answered request every ``fresh_every_s`` seconds as a probe.
+        fresh_every_s: Seconds between freshness probes.
     """
     client = grpcaio.InferenceServerClient(url)
     result = LoadResult()
@@ -218,9 +302,10 @@ async def closed_loop(
     opens = clock() + warmup_s
     closes = opens + duration_s
     counter = 0
+    next_probe = clock()
 
     async def one_client() -> None:
-        nonlocal counter
+        nonlocal counter, next_probe
         while clock() < closes:
             counter += 1
             request_id = f"{prefix}-{counter}"
@@ -238,6 +323,9 @@ async def closed_loop(
                 continue
             done = clock()
             result.sent_ok += 1
+            if fresh is not None and done >= next_probe:
+                next_probe = done + fresh_every_s
+                fresh.add(request_id, time.time())
             if opens <= done <= closes:
                 result.latencies_ms.append((done - started) * 1000.0)
 
@@ -311,6 +399,8 @@ class Run:
     trace_bytes: int | None = None
     server_died: bool = False
     error_examples: list[str] = field(default_factory=list)
+    freshness_s: list[float] = field(default_factory=list)
+    probes: int = 0
 
     @property
     def valid(self) -> bool:
@@ -398,6 +488,10 @@ def measure(
     prefix = f"bench-{mode.name}-c{concurrency}-r{repetition}-{os.getpid()}"
     trace0 = target.trace_bytes() if mode.trace else 0
     collector = None
+    fresh = None
+    if mode.logging and not mode.pause_collector and args.fresh_every > 0:
+        expected_one = (STAGES, args.batch_size * PREDICTION_MODELS)
+        fresh = FreshnessProbe(target.settings, expected_one, args.fresh_poll)
     if mode.pause_collector and target.stack.collector_pid:
         collector = psutil.Process(target.stack.collector_pid)
         collector.suspend()
@@ -405,7 +499,7 @@ def measure(
         load = asyncio.run(
             closed_loop(
                 target.stack.grpc_url, source, prefix, concurrency, args.batch_size,
-                args.warmup, args.duration, target.cpu_probe,
+                args.warmup, args.duration, target.cpu_probe, fresh, args.fresh_every,
             )
         )  # fmt: skip
     finally:
@@ -429,6 +523,8 @@ def measure(
         sent_ok=load.sent_ok,
         error_examples=load.error_examples,
     )
+    if fresh is not None:
+        run.freshness_s, run.probes = fresh.finish(args.drain_timeout)
     if mode.logging:
         expected = (load.sent_ok * STAGES, load.sent_ok * args.batch_size * PREDICTION_MODELS)
         found, waited = drain(target.settings, prefix, expected, args.drain_timeout)
@@ -451,7 +547,7 @@ def _median(values: Sequence[float]) -> float:
 
 
 def summarize(
-    runs: Sequence[Run], modes: Sequence[str], concurrencies: Sequence[int]
+    runs: Sequence[Run], modes: Sequence[str], concurrencies: Sequence[int], batch_size: int = 8
 ) -> list[dict[str, float | str]]:
     """Per concurrency and mode: medians over repetitions, ratios to ``off``'s medians."""
     rows: list[dict[str, float | str]] = []
@@ -477,6 +573,16 @@ def summarize(
             row["rows_lost"] = float(sum(lost)) if lost else float("nan")
             row["requests_checked"] = float(sum(r.sent_ok for r in mine)) if lost else float("nan")
             row["errors"] = float(sum(r.errors for r in mine))
+            dup = [r.rows_duplicated for r in mine if r.rows_duplicated is not None]
+            row["rows_duplicated"] = float(sum(dup)) if dup else float("nan")
+            fresh = [f for r in mine if r.valid for f in r.freshness_s]
+            row["fresh_n"] = float(len(fresh))
+            row["fresh_unseen"] = float(sum(r.probes - len(r.freshness_s) for r in mine))
+            row["fresh_p50_s"] = float(np.percentile(fresh, 50)) if fresh else float("nan")
+            row["fresh_p99_s"] = float(np.percentile(fresh, 99)) if fresh else float("nan")
+            off_cpu = base["server_cpu_ms_per_req"] if base else float("nan")
+            row["logging_cpu_ms_per_req"] = m["server_cpu_ms_per_req"] - off_cpu
+            row["logging_cpu_us_per_event"] = row["logging_cpu_ms_per_req"] * 1000 / batch_size
             for key in keys:
                 row[f"{key}_vs_off"] = _ratio(m[key], base[key]) if base else float("nan")
             row["throughput_paired_vs_off"] = _paired_ratio(runs, name, concurrency)
@@ -579,7 +685,30 @@ def render(
                 f"{_fmt(row['requests_checked'], '.0f'):>11} {_fmt(row['errors'], '.0f'):>6} "
                 f"{row['reps']:>4.0f}/{row['reps'] + row['excluded']:.0f}"
             )
+        out.append(
+            f"{'mode':<8} {'logging cpu ms/req':>18} {'us/event':>8} {'coll cpu ms/req':>15} "
+            f"{'coll us/event':>13} {'fresh p50 s':>11} {'fresh p99 s':>11} {'probes':>6} "
+            f"{'unseen':>6} {'rows dup':>8}"
+        )
+        for row in mine:
+            if row["mode"] == BASELINE:
+                continue
+            coll = row["collector_cpu_ms_per_req"]
+            out.append(
+                f"{row['mode']:<8} {_fmt(row['logging_cpu_ms_per_req'], '.3f'):>18} "
+                f"{_fmt(row['logging_cpu_us_per_event'], '.1f'):>8} {_fmt(coll, '.3f'):>15} "
+                f"{_fmt(coll * 1000 / args.batch_size, '.1f'):>13} "
+                f"{_fmt(row['fresh_p50_s'], '.2f'):>11} {_fmt(row['fresh_p99_s'], '.2f'):>11} "
+                f"{_fmt(row['fresh_n'], '.0f'):>6} {_fmt(row['fresh_unseen'], '.0f'):>6} "
+                f"{_fmt(row['rows_duplicated'], '.0f'):>8}"
+            )
         by_mode = {row["mode"]: row for row in mine}
+        if "full" in by_mode and "spool" in by_mode and BASELINE in by_mode:
+            out.append(
+                f"store paused / off (concurrency {concurrency}): throughput "
+                f"{_fmt(by_mode['spool']['throughput_rps_vs_off'], '.3f')}x "
+                f"(paired {_fmt(by_mode['spool']['throughput_paired_vs_off'], '.3f')})"
+            )
         if "full" in by_mode and "trace" in by_mode:
             full, trace = by_mode["full"], by_mode["trace"]
             out.append(
@@ -645,6 +774,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="STAGELOG_FLUSH_MS of the logging stacks (default: the setting's own default)",
     )  # fmt: skip
     parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--fresh-every", type=float, default=0.5,
+        help="seconds between freshness probes (0: no freshness probes)",
+    )  # fmt: skip
+    parser.add_argument("--fresh-poll", type=float, default=0.25, help="seconds between polls")
     parser.add_argument("--startup-timeout", type=float, default=300.0)
     parser.add_argument("--model-repository", default=str(launcher.DEFAULT_MODEL_REPOSITORY))
     parser.add_argument("--out", type=Path, help="also write the text report here")
@@ -706,7 +840,7 @@ def report_json(path: Path) -> int:
     args = parse_args(doc["argv"])
     runs = [Run(**run) for run in doc["runs"]]
     crashes = [tuple(c) for c in doc.get("crashes", [])]
-    summary = summarize(runs, args.mode_list, args.concurrency_list)
+    summary = summarize(runs, args.mode_list, args.concurrency_list, args.batch_size)
     text = render(runs, summary, [], crashes, args)
     print(f"# summary of {path} (python -m bench.overhead {shlex.join(doc['argv'])})")
     print(text[text.index("# summary") :] if "# summary" in text else text)
@@ -761,7 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for settings in homes:  # down finds what runs in a home by its pid files
                 launcher.down(settings)
                 kill_leftovers(settings.home)
-    summary = summarize(runs, args.mode_list, args.concurrency_list)
+    summary = summarize(runs, args.mode_list, args.concurrency_list, args.batch_size)
     report = render(runs, summary, list(stacks.values()), crashes, args)
     lines.append(report)
     text = "\n".join(lines) + "\n"

@@ -7,6 +7,10 @@ exporter and its flush thread run meanwhile (into a temporary ``STAGELOG_HOME``)
 stub; its CPU time per record is reported separately (off the request path, but it shares the
 GIL and the CPU with serving).
 
+Stage ``empty`` is the ``with log.request(...)`` block alone (the record, its wall and thread
+CPU clocks, the buffer append). ``us/call`` divides a record's cost by its calls of the record
+API (``log.request`` plus the ``rec.*`` calls; a state mapping is one call).
+
 Run: ``.venv/bin/python -m bench.request_path [--rows 64] [--records 2000] [--repeats 7]``
 """
 
@@ -96,7 +100,14 @@ def _member_stage(log: Any, rid: str, rows: int, t: dict[str, Any]) -> None:
         rec.predictions(model="mlp", probs=t["probs"])
 
 
-STAGES = {"features": _features_stage, "mlp": _member_stage}
+def _empty_stage(log: Any, rid: str, rows: int, t: dict[str, Any]) -> None:
+    with log.request(rid, rows=rows):
+        pass
+
+
+STAGES = {"features": _features_stage, "mlp": _member_stage, "empty": _empty_stage}
+# rec.* calls per record besides log.request (a state mapping is one call)
+CALLS = {"features": 4, "mlp": 4, "empty": 0}
 
 
 class TimedSpool(SpoolExporter):
@@ -169,7 +180,7 @@ def measure(stage: str, mode: str, rows: int, records: int, repeats: int) -> dic
         flushed = exporter.records
         flush_us = exporter.busy_ns / 1000 / flushed if flushed else 0.0
         segments = exporter.segments_written
-        spool_bytes = sum(p.stat().st_size for p in (home / "spool").rglob("*.arrow"))
+        spool_bytes = sum(p.stat().st_size for p in (home / "spool").rglob("*") if p.is_file())
     return {
         "stage": stage,
         "mode": mode,
@@ -226,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     emit(f"# timer overhead per sample: {timer_overhead_us():.2f} us (included below)")
     emit(
         f"{'stage':<9} {'mode':<8} {'rows':>4} {'median us/rec':>13} {'reps (us)':<44} "
-        f"{'flush CPU us/rec':>16} {'spool B/rec':>11}"
+        f"{'flush CPU us/rec':>16} {'spool B/rec':>11} {'us/call':>7}"
     )
     for stage in opts.stages.split(","):
         for mode in opts.modes.split(","):
@@ -235,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             emit(
                 f"{stage:<9} {mode:<8} {opts.rows:>4} {r['median_us_per_record']:>13.1f} "
                 f"{reps:<44} {r['flush_thread_cpu_us_per_record']:>16.1f} "
-                f"{r['spool_bytes_per_record']:>11}"
+                f"{r['spool_bytes_per_record']:>11} "
+                f"{r['median_us_per_record'] / (1 + CALLS[stage]):>7.2f}"
             )
             if opts.json:
                 emit(json.dumps(r))

@@ -10,10 +10,13 @@
    then show that the server still serves;
 4. query what was logged: rows per table, latency per stage, the decision mix, the refused
    requests, and the lineage of one request across every stage;
-5. actions, labels and notes: a calm and a drifting phase of traffic, the action taken and the
+5. actions, labels and notes: a calm and a drifting phase of traffic, the `feature_drift` alert
+   firing in the drift phase and resolving in calm traffic after it, the action taken and the
    true label reported for part of it, `stagelog metrics` and `stagelog report`
-   (``clients/demo_feedback.py``);
-6. stop the stack (``--keep-running`` leaves it up for ``stagelog sql`` and friends).
+   (``clients/demo_feedback.py``, ``clients/demo_alerts.py``);
+6. replay the first scored request from the log: on the served versions every stage matches bit
+   for bit; with mlp v1 its differences (``clients/demo_replay.py``);
+7. stop the stack (``--keep-running`` leaves it up for ``stagelog sql`` and friends).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from rich.table import Table
 from rich.text import Text
 from tritonclient.utils import InferenceServerException
 
-from clients import demo_feedback
+from clients import demo_feedback, demo_replay
 from clients.demo_stack import start
 from clients.score import (
     CLASSES,
@@ -290,12 +293,14 @@ def main(
         if settings.logging:
             _rule(console, 5, "actions, labels, a note, drift: online metrics and the report")
             demo_feedback.run(console, client, settings, seed)
+            _rule(console, 6, "replay a logged request: the served version, then mlp v1")
+            demo_replay.run(console, client, settings, served[0])
     except (StagelogError, InferenceServerException) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     finally:
         if started_here and not keep_running:
-            _rule(console, 6, "stop the stack")
+            _rule(console, 7, "stop the stack")
             stopped = launcher.down(settings)
             console.print(", ".join(f"stopped {name} (pid {pid})" for name, pid in stopped.items()))
         else:

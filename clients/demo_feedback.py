@@ -2,7 +2,8 @@
 
 Called by ``clients/demo.py`` once the stack serves. It imports an experiment plan as a note,
 scores a calm phase and then a drift phase of generated events (the generator's ``drift``
-knob), reports the action taken for most rows and the true label for half of them through the
+knob) — waiting for the `feature_drift` alert to fire, then scoring calm traffic until it
+resolves — reports the action taken for most rows and the true label for half of them through the
 `feedback` model, notes when the drift began, waits until everything is in ClickHouse, then
 prints ``stagelog metrics``, PSI per phase, and writes ``stagelog report``.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clients import demo_stack
+from clients import demo_alerts, demo_stack
 from clients import feedback as fb
 from clients.score import score_batch
 from logging_backend import config
@@ -38,6 +39,7 @@ from training.generator import generate
 BATCH = 25
 PACE_S = 0.4  # between requests, so that the report's time plots have a shape
 LAND_TIMEOUT_S = 60.0
+ALERT_TIMEOUT_S = 60.0
 PLAN = """# Demo: does the ensemble hold up when the merchant mix shifts?
 
 - From: {start}
@@ -113,6 +115,28 @@ def _psi_table(console: Console, calm: list[dict[str, Any]], drift: list[dict[st
     console.print(table)
 
 
+def _alert_fires_and_resolves(
+    console: Console, client: grpcclient.InferenceServerClient, query: metrics.Query,
+    start: datetime, seed: int, per_phase: int,
+) -> None:
+    """The feature_drift alert fires in the drift phase and resolves in calm traffic after it."""
+    fired = demo_alerts.wait_state(query, "feature_drift", "firing", start, ALERT_TIMEOUT_S)
+    if fired is None:
+        console.print("[yellow]the feature_drift alert did not fire (a stack started elsewhere "
+                      "evaluates its own rules, every STAGELOG_ALERT_INTERVAL_MS)[/yellow]")
+        return
+    console.print(f"alert fired at {fired['at']}: {fired['message']}")
+    recovery = _phase(client, per_phase * 3 // 2, seed + 300, 0.0, "recovery")
+    resolved = demo_alerts.wait_state(query, "feature_drift", "resolved",
+                                      metrics.as_datetime(fired["at"]), ALERT_TIMEOUT_S)
+    console.print(f"scored {len(recovery)} calm events after the drift phase")
+    if resolved is None:
+        console.print("[yellow]the feature_drift alert has not resolved yet[/yellow]")
+    else:
+        console.print(f"alert resolved at {resolved['at']}: {resolved['message']}")
+    demo_alerts.print_transitions(console, query, start)
+
+
 def run(
     console: Console,
     client: grpcclient.InferenceServerClient,
@@ -136,9 +160,10 @@ def run(
         body="Traffic from here on comes from training.generator with drift=1.0.",
         valid_from=drift_start, tags="demo,drift"))
     drifted = _phase(client, per_phase, seed + 200, 1.0, "drift")
-    drift_end = datetime.now(timezone.utc) + timedelta(seconds=1)
+    drift_end = datetime.now(timezone.utc)  # every drift request has returned: its rows are older
     console.print(f"scored {len(calm)} calm events, then {len(drifted)} drifted events "
                   "(an event note marks when the drift began)")
+    _alert_fires_and_resolves(console, client, query, start, seed, per_phase)
 
     n_actions, n_labels = _report_feedback(client, calm + drifted)
     console.print(f"reported {n_actions} actions and {n_labels} true labels through the "

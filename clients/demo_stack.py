@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from clients import demo_alerts
 from logging_backend import config
 from logging_backend.errors import StagelogError
 from logging_backend.stack import launcher
@@ -33,6 +34,7 @@ def start(console: Console, home: Path | None) -> tuple[config.Settings, bool]:
             http_port=http_port,
             metrics_port=metrics_port,
         )
+    demo_alerts.configure()  # the demo's alert rules: windows of seconds, evaluated each second
     console.print(f"starting Triton + collector in {settings.home} (first start takes a while)")
     started = time.monotonic()
     stack = launcher.up(settings)

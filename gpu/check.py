@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from logging_backend import config  # noqa: E402
+from logging_backend.spool import layout  # noqa: E402
 from logging_backend.stack import launcher  # noqa: E402
 from logging_backend.stack.gpu_repository import MEMBERS, write_gpu_repository  # noqa: E402
 
@@ -247,6 +248,7 @@ def _stats(values: list[float]) -> dict[str, float | None]:
 
 def summarise_spool(spool: Path, phase: str) -> dict[str, Any]:
     """Per-stage timings, member GPU coverage, devices, samples and fallbacks of a phase."""
+    layout.split_containers(spool)  # stages write one v2 file per flush; read table by table
     events = read_table(spool, "stage_events")
     scored = [e for e in events if not str(e["request_id"]).startswith("warmup-")]
     stages: dict[str, Any] = {}
@@ -300,6 +302,7 @@ def tar_spool(spool: Path, target: Path, limit: int = MAX_TAR_BYTES) -> dict[str
     Returns:
         What went in and what was left out (counts per table).
     """
+    layout.split_containers(spool)  # v1 files per table: tensors can be left out first
     segments = sorted(spool.glob("*/*.arrow"), key=lambda p: (p.parent.name == "stage_tensors", p))
     budget = limit - 64 * 1024  # the archive's end blocks and record padding
     while True:

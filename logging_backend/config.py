@@ -16,9 +16,13 @@ HTTP_PORT = "STAGELOG_HTTP_PORT"  # default: 8000
 METRICS_PORT = "STAGELOG_METRICS_PORT"  # default: 8002
 TRITONSERVER = "STAGELOG_TRITONSERVER"  # default: PATH, then the nvidia-pytriton wheel
 LOGGING = "STAGELOG_LOGGING"  # default: on
-FLUSH_MS = "STAGELOG_FLUSH_MS"  # default: 100
+FLUSH_MS = "STAGELOG_FLUSH_MS"  # default: 1000 (sooner when a batch of 1,000 records fills)
 SPOOL_BUDGET_MB = "STAGELOG_SPOOL_BUDGET_MB"  # default: 1024
-COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 500 (collector's spool poll)
+# Free space the spool leaves on its filesystem (the store and the collector's state need it);
+# the disk budget is min(SPOOL_BUDGET_MB, spool + free - SPOOL_MIN_FREE_MB).
+SPOOL_MIN_FREE_MB = "STAGELOG_SPOOL_MIN_FREE_MB"  # default: 256
+COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 1000 (collector's spool poll)
+SPOOL_FORMAT = "STAGELOG_SPOOL_FORMAT"  # default: v2 (one file per flush); v1: one per table
 DEVICE = "STAGELOG_DEVICE"  # default: auto
 TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher; default: "" (unknown)
 CLUSTER = "STAGELOG_CLUSTER"  # default: unset (one server, migrations as written)
@@ -28,6 +32,8 @@ QUERY_PORT = "STAGELOG_QUERY_PORT"  # default: 0 (a free port; run/collector.jso
 QUERY_TIMEOUT_S = "STAGELOG_QUERY_TIMEOUT_S"  # default: 60 (max_execution_time of a reader)
 QUERY_MAX_RESULT_MB = "STAGELOG_QUERY_MAX_RESULT_MB"  # default: 1024 (max_result_bytes)
 QUERY_MAX_MEMORY_MB = "STAGELOG_QUERY_MAX_MEMORY_MB"  # default: 2048 (max_memory_usage)
+ALERT_RULES = "STAGELOG_ALERT_RULES"  # default: logging_backend/insights/alert_rules.toml
+ALERT_INTERVAL_MS = "STAGELOG_ALERT_INTERVAL_MS"  # default: 15000 (alert evaluation period)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,7 +103,8 @@ class Settings:
     flush_ms: int
     spool_budget_mb: int
     device: str
-    collect_interval_ms: int = 500
+    collect_interval_ms: int = 1000
+    spool_format: str = "v2"
     triton_version: str = ""
     tritonserver: str = ""
     cluster: str = ""
@@ -106,6 +113,7 @@ class Settings:
     query_timeout_s: int = 60
     query_max_result_mb: int = 1024
     query_max_memory_mb: int = 2048
+    spool_min_free_mb: int = 256
 
     @property
     def spool_dir(self) -> Path:
@@ -133,7 +141,9 @@ def load(
     flush_ms: int | None = None,
     spool_budget_mb: int | None = None,
     device: str | None = None,
+    spool_min_free_mb: int | None = None,
     collect_interval_ms: int | None = None,
+    spool_format: str | None = None,
     triton_version: str | None = None,
     tritonserver: str | None = None,
     cluster: str | None = None,
@@ -149,10 +159,12 @@ def load(
         http_port=get_int(HTTP_PORT, 8000, http_port, minimum=1),
         metrics_port=get_int(METRICS_PORT, 8002, metrics_port, minimum=1),
         logging=get_bool(LOGGING, True, logging),
-        flush_ms=get_int(FLUSH_MS, 100, flush_ms, minimum=1),
+        flush_ms=get_int(FLUSH_MS, 1000, flush_ms, minimum=1),
         spool_budget_mb=get_int(SPOOL_BUDGET_MB, 1024, spool_budget_mb, minimum=1),
         device=get_choice(DEVICE, "auto", ("auto", "cpu", "gpu"), device),
-        collect_interval_ms=get_int(COLLECT_INTERVAL_MS, 500, collect_interval_ms, minimum=1),
+        spool_min_free_mb=get_int(SPOOL_MIN_FREE_MB, 256, spool_min_free_mb, minimum=0),
+        collect_interval_ms=get_int(COLLECT_INTERVAL_MS, 1000, collect_interval_ms, minimum=1),
+        spool_format=get_choice(SPOOL_FORMAT, "v2", ("v1", "v2"), spool_format),
         triton_version=get_str(TRITON_VERSION, "", triton_version),
         tritonserver=get_str(TRITONSERVER, "", tritonserver),
         cluster=get_str(CLUSTER, "", cluster).strip(),

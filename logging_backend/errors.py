@@ -31,3 +31,7 @@ class BaselineError(StagelogError):
 
 class InvalidInput(StagelogError):
     """Raised when a request's input cannot be served; it becomes that request's INVALID_ARG."""
+
+
+class SpoolFull(SpoolError):
+    """Raised when the collector cannot write its small state files yet (disk full): retry."""

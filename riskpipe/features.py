@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from riskpipe import schema
+from riskpipe.replay import ReplayState
 from riskpipe.schema import RowError
 
 MERCHANT_HASH_DIM = 8
@@ -135,6 +136,16 @@ def _number(row: dict[str, Any], index: int, name: str) -> float:
     return float(value)
 
 
+def _logged_card(state: dict[str, Any]) -> tuple[CardState, int, int]:
+    """A card state and its velocities as a replay carries them (``riskpipe.replay``)."""
+    card = CardState(
+        count=int(state["txn_count"]),
+        mean_amount_eur=float(state["mean_amount_eur"]),
+        last_device=str(state["last_device_id"]),
+    )
+    return card, int(state["velocity_1h"]), int(state["velocity_24h"])
+
+
 class FeatureBuilder:
     """The features stage with its per-card state.
 
@@ -162,7 +173,9 @@ class FeatureBuilder:
             self._cards.move_to_end(card_id)
         return state
 
-    def build(self, rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def build(
+        self, rows: Sequence[dict[str, Any]], replay: ReplayState | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Build the feature matrix of one request and update the per-card state.
 
         Rows are taken in order, so a card seen twice in one request sees its first event in
@@ -170,6 +183,8 @@ class FeatureBuilder:
 
         Args:
             rows: processed rows (``riskpipe.preprocess`` output).
+            replay: for a replay (``riskpipe.replay``): every row is scored with the card
+                state logged for it, and the live state is left as it is.
 
         Returns:
             ``(features, card_state)``: a float32 array ``[len(rows), N_FEATURES]`` and the
@@ -180,10 +195,12 @@ class FeatureBuilder:
         Raises:
             RowError: a processed row lacks a field or carries a non-number where a number
                 belongs. The state is unchanged then.
+            ReplayError: the replay state does not fit the request.
         """
         for index, row in enumerate(rows):
             for name in _REQUIRED:
                 _field(row, index, name)
+        logged = None if replay is None else replay.card_rows(len(rows))
         n = len(rows)
         out = np.zeros((n, N_FEATURES), dtype=np.float32)
         used: dict[str, list[Any]] = {
@@ -200,8 +217,12 @@ class FeatureBuilder:
             card_id = str(row["card_id"])
             device = str(row["device_id"])
             has_card = card_id != _NO_CARD
-            card = self._card(card_id) if has_card else CardState()
-            v1h, v24h = card.velocity(ts, _HOUR_S), card.velocity(ts, _DAY_S)
+            if logged is not None:
+                card, v1h, v24h = _logged_card(logged[index])
+                has_card = False  # scored from the logged state; nothing is updated
+            else:
+                card = self._card(card_id) if has_card else CardState()
+                v1h, v24h = card.velocity(ts, _HOUR_S), card.velocity(ts, _DAY_S)
             x = out[index]
             x[0] = math.log1p(amount)
             hour = (ts % _DAY_S) / _HOUR_S
@@ -228,7 +249,7 @@ class FeatureBuilder:
             used["velocity_24h"].append(v24h)
             used["last_device_id"].append(card.last_device)
             update = has_card and not row.get("duplicate", False)
-            used["updated"].append(update)
+            used["updated"].append(update if logged is None else bool(logged[index]["updated"]))
             if update:
                 card.update(amount, ts, device)
         state = {

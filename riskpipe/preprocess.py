@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from riskpipe import schema
+from riskpipe.replay import ReplayState
 from riskpipe.schema import RowError
 
 _CATEGORY_VOCAB: dict[str, tuple[tuple[str, ...], Callable[[str], str]]] = {
@@ -44,6 +45,10 @@ DEFAULT_DEDUP_CAPACITY = 100_000
 
 def _now_utc() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 def _is_number(value: Any) -> bool:
@@ -226,7 +231,9 @@ class Preprocessor:
             self._seen.popitem(last=False)
         return False
 
-    def process(self, raws: Sequence[bytes | str]) -> list[dict[str, Any]]:
+    def process(
+        self, raws: Sequence[bytes | str], replay: ReplayState | None = None
+    ) -> list[dict[str, Any]]:
         """Process one request's rows.
 
         Every row is validated before any state changes, so a failed request leaves the
@@ -234,14 +241,25 @@ class Preprocessor:
 
         Args:
             raws: the raw rows (UTF-8 JSON objects).
+            replay: for a replay (``riskpipe.replay``): the logged duplicate flags and time of
+                arrival are used instead of the live ones, and the duplicate memory is left
+                as it is.
 
         Returns:
             One processed dict per row, in order.
 
         Raises:
             RowError: the first row that cannot be scored.
+            ReplayError: the replay state does not fit the request.
         """
         events = [parse_row(raw, row) for row, raw in enumerate(raws)]
+        if replay is not None:
+            flags = replay.duplicates_for(len(events))
+            now = self._clock() if replay.arrival_ts is None else _from_epoch(replay.arrival_ts)
+            rows = [clean_event(event, now) for event in events]
+            for row, flag in zip(rows, flags, strict=True):
+                row["duplicate"] = flag
+            return rows
         now = self._clock()
         rows = [clean_event(event, now) for event in events]
         for row in rows:

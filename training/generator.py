@@ -4,7 +4,9 @@ Generative process (all draws from one ``numpy.random.default_rng(seed)``):
 
 1. **Cards.** ``max(20, n // 10)`` cards. Each has a home country (DE .30, FR .20, GB .14,
    NL .12, ES .12, IT .12) and its currency, an age in days (log-normal around 540), a
-   spending scale (log-normal around 35 EUR) and one usual device.
+   spending scale (log-normal around 35 EUR) and one usual device. Home countries, ages and
+   scales are drawn one per equal-probability stratum (in random order), so that a small set
+   of cards still follows the distribution.
 2. **Incidents.** Until ``n`` events exist, draw an incident's class with priors legit .948,
    card_fraud .027, account_takeover .025. Card fraud comes in bursts of ``1 + Poisson(1.5)``
    events minutes apart, account takeover in bursts of ``1 + Poisson(0.5)``, so the event mix
@@ -25,7 +27,12 @@ Generative process (all draws from one ``numpy.random.default_rng(seed)``):
    device     the card's (97 %)            a new one per burst          a new one per burst
    ========== ============================ ============================ ==========================
 
-   Events are spread over ``max(1, n / 1500)`` days from ``start``; follow-ups of a burst come
+   Every card gets events at the same rate whatever ``n`` is: incidents are spread over
+   ``(n / cards) / CARD_EVENTS_PER_DAY`` days from ``start`` (20 days at 10 events per card and
+   0.5 per day), so per-card history features such as ``card_velocity_24h`` have one
+   distribution for a 300-event phase and for the 30,000 training events (they did not while
+   the span was ``max(1, n / 1500)`` days: a 300-event phase packed a card's ten events into one
+   day). Follow-ups of a burst come
    ``Exp(4 min)`` (card fraud) or ``Exp(10 min)`` (takeover) apart. Events are sorted by
    time and numbered ``e<seed>-<index>``. Amounts are in the event's currency (the card's,
    or 50 % the local one abroad), at the fixed rates of ``riskpipe.schema.EUR_PER_UNIT``.
@@ -53,6 +60,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -77,6 +85,8 @@ FRAUD_CATEGORIES = {
 }  # fmt: skip
 FRAUD_COUNTRIES = {"US": 0.30, "BR": 0.20, "NG": 0.20, "RU": 0.15, "GB": 0.15}
 ATO_CATEGORIES = {"travel": 0.30, "online_retail": 0.30, "electronics": 0.20, "digital_goods": 0.2}
+# Incidents per card and simulated day; sets the time span of a generated set (see above).
+CARD_EVENTS_PER_DAY = 0.5
 MERCHANTS_PER_CATEGORY = 50
 RISKY_MERCHANTS = 6
 DEFECTS = ("missing", "duplicate", "unknown_category", "outlier")
@@ -101,12 +111,33 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def _stratified_normal(rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` standard-normal draws, one from each of ``count`` equal-probability strata.
+
+    Card attributes are drawn once per card, so a small set (30 cards for a 300-event phase)
+    drawn independently lands its ages and spending scales far from the training mix by
+    chance alone (PSI of ``log_card_age_days`` 0.3-0.9 on calm traffic); one draw per stratum,
+    in random order, keeps every set close to the distribution.
+    """
+    u = (rng.permutation(count) + rng.random(count)) / count
+    inv_cdf = NormalDist().inv_cdf
+    return np.array([inv_cdf(min(max(p, 1e-12), 1 - 1e-12)) for p in u.tolist()])
+
+
+def _stratified_pick(rng: np.random.Generator, weights: dict[str, float], count: int) -> list[str]:
+    """``count`` draws from ``weights``, one per equal-probability stratum, in random order."""
+    keys = list(weights)
+    cumulative = np.cumsum([weights[k] for k in keys])
+    u = (rng.permutation(count) + rng.random(count)) / count * cumulative[-1]
+    return [keys[min(int(i), len(keys) - 1)] for i in np.searchsorted(cumulative, u, side="right")]
+
+
 class _Cards:
     def __init__(self, rng: np.random.Generator, count: int, seed: int) -> None:
         self.ids = [f"c{seed}-{i:05d}" for i in range(count)]
-        self.home = [_pick(rng, HOME_COUNTRIES) for _ in range(count)]
-        self.age = np.round(rng.lognormal(np.log(540), 0.9, count)).astype(int)
-        self.scale = rng.lognormal(np.log(35), 0.6, count)
+        self.home = _stratified_pick(rng, HOME_COUNTRIES, count)
+        self.age = np.round(np.exp(np.log(540) + 0.9 * _stratified_normal(rng, count))).astype(int)
+        self.scale = np.exp(np.log(35) + 0.6 * _stratified_normal(rng, count))
         self.device = [f"d{seed}-{i:05d}" for i in range(count)]
 
 
@@ -222,7 +253,7 @@ def generate(
         raise ValueError(f"drift and dirty must be in [0, 1], got {drift}, {dirty}")
     rng = np.random.default_rng(seed)
     cards = _Cards(rng, max(20, n // 10), seed)
-    span_s = max(1.0, n / 1500) * 86400.0
+    span_s = max(1.0, n / len(cards.ids) / CARD_EVENTS_PER_DAY) * 86400.0
     timed: list[tuple[float, dict[str, Any], str]] = []
     while len(timed) < n:
         label = _pick(rng, INCIDENT_PRIORS)

@@ -23,7 +23,7 @@ from logging_backend.errors import ConfigError
 _LOG = logging.getLogger("stagelog.batch")
 
 DEFAULT_MAX_QUEUE = 10_000  # records; at ~40 KB for a 64-row features record, <= ~400 MB
-DEFAULT_MAX_BATCH = 512
+DEFAULT_MAX_BATCH = 1000  # Langfuse's anchor: 1,000 rows or 1 s, whichever comes first
 
 
 class Exporter(Protocol):
@@ -79,7 +79,7 @@ class BatchProcessor:
     def __init__(
         self,
         exporter: Exporter,
-        flush_ms: int = 100,
+        flush_ms: int = 1000,
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_batch: int = DEFAULT_MAX_BATCH,
         name: str = "stagelog-flush",

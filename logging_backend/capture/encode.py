@@ -1,28 +1,44 @@
-"""A batch of buffered stage records → one Arrow table per spool table (the flush thread's work).
+"""A flush of buffered stage records -> one Arrow table per spool table, built column by column.
 
-Column names and types are :data:`logging_backend.spool.schemas.SCHEMAS`. :func:`encode` is a
-pure function (unit-tested); :class:`~logging_backend.capture.exporter.SpoolExporter` writes
-its tables as spool segments. Class names of probability vectors are handed in by the stage
-(``class_names``), never imported from the workload.
+The flush thread's only per-record Python is gathering references: one attribute tuple per
+record (``attrgetter``) and one append per tensor into the group of its (logger, direction,
+name, dtype). Every column is then made per table and per group with NumPy / pyarrow vector
+calls: one ``np.concatenate`` per tensor name, ``take`` for values that repeat per record or
+per logger, ``reduceat`` for summaries, ``argmax`` over all prediction rows of a model at once.
+
+Tensors keep their dtype: float32 (and float16) values go to ``values_f32``, other numbers to
+``values_f64``, strings and bytes byte for byte to ``values_str``.
+
+Each arrow is stored once: an input that the ensemble feeds from another stage's output (the
+logger's ``arrow_sources``, ``input name -> (producer stage, producer output)``) is stored as
+the digest of the bytes the stage received plus ``source_stage``/``source_name``; its values
+are the producer's. An output that another stage refers to (the logger's ``arrow_outputs``)
+carries the digest of its bytes next to its values, so SQL can compare both ends of an arrow
+(view ``arrow_integrity``); other tensors have an empty digest. The digest is the first 128
+bits of SHA-256 (hex; hardware-accelerated on x86 and ARM, unlike BLAKE2b) of the C-order
+bytes of a numeric tensor, or, for strings, of the little-endian uint32
+byte length of every element followed by all the elements' bytes; dtype and shape are
+columns of their own.
+
+Class names of probability vectors are the logger's (``class_names``, handed in by the stage,
+never imported from the workload); a vector of another width gets ``class_0``, ``class_1``, ...
+Rows a caller sends on purpose (``Record.table_rows``, the feedback model's reports) go to
+their own tables, also when the logger is not ``instrumented`` (logging off).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
-from collections.abc import Sequence
+import operator
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from logging_backend.capture.records import (
-    ModelIdentity,
-    ModelLoad,
-    PolicyNotice,
-    Record,
-    host_array,
-)
+from logging_backend.capture.records import ModelLoad, PolicyNotice, Record, host_array
 from logging_backend.errors import SpoolError
 from logging_backend.spool.schemas import SCHEMAS
 
@@ -30,265 +46,630 @@ _LOG = logging.getLogger("stagelog.spool")
 
 _TS = pa.timestamp("us", tz="UTC")
 _STR = pa.string()
+_BIN = pa.binary()
+BYTES_DTYPE = "BYTES"
+_EMPTY_I32 = np.zeros(0, dtype=np.int32)
 
-# Columns not built as plain Python lists (see _Tables.list_column / map_column).
-_BYTES_DTYPE = "BYTES"
+STAGE_EVENTS = SCHEMAS["stage_events"]
+STAGE_TENSORS = SCHEMAS["stage_tensors"]
+PREDICTIONS = SCHEMAS["predictions"]
+MODEL_VERSIONS = SCHEMAS["model_versions"]
+LOGGING_POLICY = SCHEMAS["logging_policy"]
+
+_RECORD_FIELDS = operator.attrgetter(
+    "logger",
+    "ts_ns",
+    "request_id",
+    "rows",
+    "status",
+    "error",
+    "wall_ms",
+    "cpu_ms",
+    "gpu_ms",
+    "gpu_mem_bytes",
+    "gpu_pending",
+    "device",
+    "keep",
+)
+_SIZE = operator.attrgetter("size")
+_SHAPE = operator.attrgetter("shape")
 
 
-def _class_names(n: int, given: Sequence[str] = ()) -> tuple[str, ...]:
-    """The stage's class names when there are ``n`` of them, else ``class_0`` .. ``class_n-1``."""
-    if len(given) == n:
-        return tuple(given)
-    return tuple(f"class_{i}" for i in range(n))
+def digest_bytes(data: Any) -> str:
+    """The digest of a numeric tensor's C-order bytes (what :func:`encode` stores)."""
+    view = memoryview(np.ascontiguousarray(data)).cast("B")
+    return hashlib.sha256(view).hexdigest()[:32]
 
 
-def _layout(schema: pa.Schema) -> list[tuple[str, str, pa.DataType, Any, Any]]:
-    """Per column: (name, kind scalar/list/map, type, value type, key type)."""
-    out = []
-    for fld in schema:
-        if pa.types.is_map(fld.type):
-            out.append((fld.name, "map", fld.type, fld.type.item_type, fld.type.key_type))
-        elif pa.types.is_list(fld.type):
-            out.append((fld.name, "list", fld.type, fld.type.value_type, None))
+def digest_strings(values: Sequence[bytes]) -> str:
+    """The digest of a string tensor: uint32 LE length of each element, then all the bytes."""
+    lengths = np.array([len(v) for v in values], dtype="<u4")
+    h = hashlib.sha256(lengths.tobytes())
+    h.update(b"".join(values))
+    return h.hexdigest()[:32]
+
+
+def class_labels(k: int, class_names: Sequence[str] = ()) -> tuple[str, ...]:
+    """The names of a probability vector of width ``k``: the stage's, else ``class_<i>``."""
+    if len(class_names) == k:
+        return tuple(class_names)
+    return tuple(f"class_{i}" for i in range(k))
+
+
+_class_names = class_labels  # the name tests and tools used before issue 11
+
+
+def summary_of(arr: np.ndarray) -> tuple[list[str], list[float]]:
+    """The ``summary`` statistics of one tensor (keys, values), as the flush stores them."""
+    arr = np.asarray(arr)
+    sizes = np.array([arr.size], dtype=np.int64)
+    if arr.dtype.kind in "biuf":
+        lens, keys, vals = _summaries(arr.ravel(), None, sizes)
+    else:
+        lens, keys, vals = _summaries(None, _binary(arr.ravel().astype(object)), sizes)
+    return keys.to_pylist(), vals.to_pylist()
+
+
+_summary = summary_of
+
+
+def encode(
+    batch: Sequence[Any],
+    rss_bytes: int = 0,
+    gpu_mem_bytes: Mapping[int, int | None] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, pa.Table]:
+    """Turn one flush into one Arrow table per spool table (empty tables left out).
+
+    Args:
+        batch: :class:`Record`, :class:`ModelLoad` and :class:`PolicyNotice` items.
+        rss_bytes: Process RSS sampled for this flush (on every stage_events row).
+        gpu_mem_bytes: GPU memory per logger (``id(logger)``), sampled for this flush.
+        class_names: Names of the classes of a probability vector, in order; default each
+            logger's ``class_names``.
+
+    Returns:
+        Table name -> Arrow table with the schema of :data:`SCHEMAS`.
+
+    Raises:
+        SpoolError: When an item is of a type this encoder does not know.
+    """
+    records: list[Record] = []
+    loads: list[ModelLoad] = []
+    notices: list[PolicyNotice] = []
+    data: dict[str, list[dict[str, Any]]] = {}
+    for item in batch:
+        kind = type(item)
+        if kind is Record or isinstance(item, Record):
+            if item.data:
+                for table, rows in item.data:
+                    data.setdefault(table, []).extend(rows)
+            if getattr(item.logger, "instrumented", True):
+                records.append(item)
+        elif isinstance(item, ModelLoad):
+            loads.append(item)
+        elif isinstance(item, PolicyNotice):
+            notices.append(item)
         else:
-            out.append((fld.name, "scalar", fld.type, None, None))
+            raise SpoolError(f"cannot encode {type(item).__name__} into a spool segment")
+    out: dict[str, pa.Table] = {}
+    if records:
+        flush = _Flush(records, rss_bytes, gpu_mem_bytes or {})
+        out["stage_events"] = flush.events()
+        tensors = flush.tensors()
+        if tensors is not None:
+            out["stage_tensors"] = tensors
+        predictions = flush.predictions(None if class_names is None else tuple(class_names))
+        if predictions is not None:
+            out["predictions"] = predictions
+    if loads:
+        out["model_versions"] = _model_versions(loads)
+    if notices:
+        out["logging_policy"] = _logging_policy(notices)
+    for table, rows in data.items():
+        if table in out or table not in SCHEMAS:
+            raise SpoolError(f"cannot write caller rows into spool table {table!r}")
+        out[table] = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
     return out
 
 
-_LAYOUTS = {name: _layout(schema) for name, schema in SCHEMAS.items()}
+# -- the records of one flush ------------------------------------------------------------------
 
 
-class _Table:
-    """Columns of one table under construction: Python lists, plus flat chunks for lists."""
+class _Flush:
+    """The gathered columns of one flush's records, and the tables made from them."""
 
-    def __init__(self, name: str) -> None:
-        self.schema = SCHEMAS[name]
-        self.layout = _LAYOUTS[name]
-        self.n = 0
-        # scalar columns come either as one tuple per row (``rows``, in the order of
-        # ``scalars``: one append per row) or column by column (``cols``: n rows at a time)
-        self.scalars = [col for col, kind, *_ in self.layout if kind == "scalar"]
-        self.rows: list[tuple[Any, ...]] = []
-        self.cols: dict[str, list[Any]] = {}
-        # list/map columns: name -> lengths per row, flat value chunks, key chunks (maps)
-        self.lens: dict[str, list[int]] = {}
-        self.flat: dict[str, list[Any]] = {}
-        self.keys: dict[str, list[Any]] = {}
-        for col, kind, _, _, _ in self.layout:
-            if kind == "scalar":
-                self.cols[col] = []
-            else:
-                self.lens[col] = []
-                self.flat[col] = []
-                if kind == "map":
-                    self.keys[col] = []
-
-    def to_arrow(self) -> pa.Table:
-        if self.rows:
-            for col, values in zip(self.scalars, zip(*self.rows, strict=True), strict=True):
-                self.cols[col].extend(values)
-            self.rows = []
-        arrays = []
-        for col, kind, typ, value_type, key_type in self.layout:
-            if kind == "scalar":
-                arrays.append(pa.array(self.cols[col], type=typ))
-                continue
-            offsets = np.zeros(self.n + 1, dtype=np.int32)
-            np.cumsum(self.lens[col], out=offsets[1:])
-            flat = _concat(self.flat[col], value_type)
-            if kind == "map":
-                keys = _concat(self.keys[col], key_type)
-                arrays.append(pa.MapArray.from_arrays(pa.array(offsets), keys, flat))
-            else:
-                arrays.append(pa.ListArray.from_arrays(pa.array(offsets), flat))
-        return pa.Table.from_arrays(arrays, schema=self.schema)
-
-
-class _Tables(dict):
-    """Table name → :class:`_Table`, made on first use."""
-
-    def __missing__(self, name: str) -> Any:
-        if name == "predictions":
-            table = self[name] = _Predictions()
-        elif name == "stage_tensors":
-            table = self[name] = _Tensors()
+    def __init__(
+        self, records: list[Record], rss_bytes: int, gpu_mem: Mapping[int, int | None]
+    ) -> None:
+        self.records = records
+        self.n = n = len(records)
+        (
+            loggers,
+            self.ts_ns,
+            self.request_ids,
+            self.rows,
+            self.status,
+            self.error,
+            self.wall_ms,
+            self.cpu_ms,
+            self.gpu_ms,
+            self.gpu_mem,
+            self.gpu_pending,
+            self.device,
+            self.keep,
+        ) = zip(*map(_RECORD_FIELDS, records), strict=True)
+        self.rss_bytes = rss_bytes
+        first = loggers[0]
+        if loggers.count(first) == n:  # the usual flush: one model instance per process
+            self.loggers = [first]
+            self.logger_idx = np.zeros(n, dtype=np.int32)
         else:
-            table = self[name] = _Table(name)
-        return table
+            self.loggers = list(dict.fromkeys(loggers))
+            pos = {logger: i for i, logger in enumerate(self.loggers)}
+            self.logger_idx = np.fromiter(map(pos.__getitem__, loggers), np.int32, n)
+        self.logger_gpu_mem = [gpu_mem.get(id(logger)) for logger in self.loggers]
+        self._ts = pa.array(np.asarray(self.ts_ns, dtype=np.int64) // 1000, type=_TS)
+        self._rid = pa.array(self.request_ids, type=_STR)
+
+    def per_logger(self, values: list[Any], typ: pa.DataType, index: np.ndarray) -> pa.Array:
+        """A column whose value is one per logger, expanded to ``index`` (logger per row)."""
+        arr = pa.array(values, type=typ)
+        if len(values) == 1:
+            return pa.repeat(arr[0], len(index)) if len(index) else pa.array([], typ)
+        return arr.take(pa.array(index))
+
+    # stage_events ----------------------------------------------------------------------------
+
+    def events(self) -> pa.Table:
+        n, idx, loggers = self.n, self.logger_idx, self.loggers
+        ident = [lg.identity for lg in loggers]
+
+        def col(attr: str, typ: pa.DataType = _STR) -> pa.Array:
+            return self.per_logger([getattr(i, attr) for i in ident], typ, idx)
+
+        policies = [lg.policy.mode for lg in loggers]
+        gpu_mem = self.gpu_mem
+        if gpu_mem.count(None) == n:
+            gpu_mem_col = self.per_logger(self.logger_gpu_mem, pa.uint64(), idx)
+        else:
+            fallback = self.logger_gpu_mem
+            merged = [
+                fallback[i] if m is None else m for m, i in zip(gpu_mem, idx.tolist(), strict=True)
+            ]
+            gpu_mem_col = _nullable(merged, pa.uint64(), int)
+        arrays = [
+            self._ts,
+            self._rid,
+            pa.array(self.rows, type=pa.uint32()),
+            col("model"),
+            col("model"),
+            col("model_version"),
+            col("triton_version"),
+            col("artifact_sha256"),
+            pa.array(self.status, type=_STR),
+            pa.array(self.error, type=_STR),
+            pa.array(self.wall_ms, type=pa.float64()),
+            pa.array(self.cpu_ms, type=pa.float64()),
+            _nullable(self._gpu_ms(), pa.float64(), float),
+            pa.array(self.device, type=_STR),
+            gpu_mem_col,
+            pa.repeat(pa.scalar(self.rss_bytes, pa.uint64()), n),
+            col("host"),
+            col("pid", pa.uint32()),
+            col("instance"),
+            self.per_logger(policies, _STR, idx),
+            self._attributes(policies),
+        ]
+        return pa.Table.from_arrays(arrays, schema=STAGE_EVENTS)
+
+    def _gpu_ms(self) -> list[Any]:
+        gpu_ms = self.gpu_ms
+        if self.gpu_pending.count(None) == self.n:
+            return list(gpu_ms)
+        out = list(gpu_ms)
+        for i, pending in enumerate(self.gpu_pending):
+            if pending is None or out[i] is not None:
+                continue
+            try:
+                out[i] = pending.resolve()
+            except Exception:
+                model = self.records[i].logger.identity.model
+                _LOG.exception("stagelog: GPU timing of %s failed; gpu_ms left NULL", model)
+        return out
+
+    def _attributes(self, policies: list[str]) -> pa.Array:
+        """``{'tensors': kept|sampled_out}`` on rows of a sampled logger, else empty."""
+        sampled = np.array([p == "sampled" for p in policies], dtype=bool)[self.logger_idx]
+        offsets = np.zeros(self.n + 1, dtype=np.int32)
+        np.cumsum(sampled, out=offsets[1:])
+        keep = np.asarray(self.keep, dtype=bool)[sampled]
+        keys = pa.repeat(pa.scalar("tensors"), len(keep))
+        values = pa.array(np.where(keep, "kept", "sampled_out").astype(object), type=_STR)
+        return pa.MapArray.from_arrays(pa.array(offsets), keys, values)
+
+    # stage_tensors ---------------------------------------------------------------------------
+
+    def tensors(self) -> pa.Table | None:
+        groups: dict[tuple[Any, ...], tuple[list[int], list[Any]]] = {}
+        idx = self.logger_idx.tolist()
+        for ri, rec in enumerate(self.records):
+            if not rec.tensors:
+                continue
+            li = idx[ri]
+            for direction, name, value in rec.tensors:
+                kind = type(value)
+                if kind is np.ndarray:
+                    key = (li, direction, name, value.dtype)
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = ([], [])
+                    group[0].append(ri)
+                    group[1].append(value)
+                elif kind is dict and all(type(v) is np.ndarray for v in value.values()):
+                    for sub, arr in value.items():  # a state mapping: one tensor per key
+                        key = (li, direction, name, arr.dtype, sub)
+                        group = groups.get(key)
+                        if group is None:
+                            group = groups[key] = ([], [])
+                        group[0].append(ri)
+                        group[1].append(arr)
+                else:
+                    self._gather_other(groups, ri, li, direction, name, value)
+        if not groups:
+            return None
+        columns = _TensorColumns()
+        for key, (ris, arrays) in groups.items():
+            if len(key) == 5:  # (li, direction, name, dtype, sub): the key of a state mapping
+                key = (key[0], key[1], f"{key[2]}.{key[4]}", key[3])
+            try:
+                self._tensor_group(columns, key, ris, arrays)
+            except Exception:
+                li, direction, name, _ = key
+                _LOG.exception(
+                    "stagelog: %s: %d %s tensors %r not logged",
+                    self.loggers[li].identity.model,
+                    len(ris),
+                    direction,
+                    name,
+                )
+        if not columns.m:
+            return None
+        return columns.table(self)
+
+    def _gather_other(
+        self, groups: dict, ri: int, li: int, direction: str, name: str, value: Any
+    ) -> None:
+        """A mapping (one tensor per key) or a device array (fetched here): the slow path."""
+        try:
+            if isinstance(value, Mapping):
+                items = [
+                    (f"{name}.{k}", v if type(v) is np.ndarray else host_array(v))
+                    for k, v in value.items()
+                ]
+            else:
+                items = [(name, host_array(value))]
+        except Exception:
+            _LOG.exception(
+                "stagelog: %s: tensor %r of %s not logged",
+                self.loggers[li].identity.model,
+                name,
+                self.request_ids[ri],
+            )
+            return
+        for full_name, arr in items:
+            key = (li, direction, full_name, arr.dtype)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = ([], [])
+            group[0].append(ri)
+            group[1].append(arr)
+
+    def _tensor_group(
+        self, columns: _TensorColumns, key: tuple[Any, ...], ris: list[int], arrays: list[Any]
+    ) -> None:
+        li, direction, name, dtype = key
+        logger = self.loggers[li]
+        policy = logger.policy
+        m = len(arrays)
+        shapes = list(map(_SHAPE, arrays))
+        sizes = np.fromiter(map(_SIZE, arrays), np.int64, m)
+        numeric = dtype.kind in "biuf"
+        sources = getattr(logger, "arrow_sources", None) or {}
+        source = sources.get(name) if direction == "input" else None
+        # digests only at the ends of an arrow: refs, and outputs some stage refers to
+        needs_digest = source is not None or (
+            direction == "output" and name in (getattr(logger, "arrow_outputs", None) or ())
+        )
+        if numeric:
+            flat = np.concatenate(arrays, axis=None) if m > 1 else arrays[0].ravel()
+            strings = None
+        else:
+            objects = np.concatenate(arrays, axis=None) if m > 1 else arrays[0].ravel()
+            if objects.dtype != object:
+                objects = objects.astype(object)
+            strings = _binary(objects)
+            flat = None
+        group = _Group(ris, direction, name, BYTES_DTYPE if not numeric else dtype.name, shapes)
+        group.sizes = sizes
+        if policy.summarizes:
+            group.summary = _summaries(flat, strings, sizes)
+        else:
+            if needs_digest:
+                group.digests = (
+                    _numeric_digests(flat, sizes) if numeric else _string_digests(strings, sizes)
+                )
+            if source is not None:
+                group.source = source
+            elif numeric and dtype.kind == "f" and dtype.itemsize <= 4:
+                group.f32 = flat.astype(np.float32, copy=False)
+            elif numeric:
+                group.f64 = flat.astype(np.float64, copy=False)
+            else:
+                group.strings = strings
+        group.stage = logger.identity.model
+        group.version = logger.identity.model_version
+        group.policy = policy.mode
+        columns.add(group)
+
+    # predictions -----------------------------------------------------------------------------
+
+    def predictions(self, class_names: tuple[str, ...] | None) -> pa.Table | None:
+        groups: dict[tuple[int, str, int], tuple[list[int], list[np.ndarray], list[Any]]] = {}
+        idx = self.logger_idx.tolist()
+        for ri, rec in enumerate(self.records):
+            if not rec.preds:
+                continue
+            for model, probs, decisions in rec.preds:
+                try:
+                    if type(probs) is not np.ndarray or probs.ndim != 2:
+                        probs = np.atleast_2d(host_array(probs))
+                        if probs.ndim != 2:
+                            raise SpoolError(f"probabilities of shape {probs.shape}")
+                    if decisions is not None:
+                        decisions = host_array(decisions).ravel()
+                        if len(decisions) != probs.shape[0]:
+                            raise SpoolError(
+                                f"{len(decisions)} decisions for {probs.shape[0]} prediction rows"
+                            )
+                except Exception:
+                    _LOG.exception(
+                        "stagelog: %s: predictions of %s not logged",
+                        rec.logger.identity.model,
+                        rec.request_id,
+                    )
+                    continue
+                key = (idx[ri], model, probs.shape[1])
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = ([], [], [])
+                group[0].append(ri)
+                group[1].append(probs)
+                group[2].append(decisions)
+        if not groups:
+            return None
+        parts = []
+        for key, (ris, probs, decisions) in groups.items():
+            try:
+                parts.append(self._prediction_group(key, ris, probs, decisions, class_names))
+            except Exception:
+                _LOG.exception("stagelog: %d predictions of %s not logged", len(ris), key[1])
+        if not parts:
+            return None
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def _prediction_group(
+        self,
+        key: tuple[int, str, int],
+        ris: list[int],
+        probs: list[np.ndarray],
+        decisions: list[Any],
+        class_names: tuple[str, ...] | None,
+    ) -> pa.Table:
+        li, model, k = key
+        logger = self.loggers[li]
+        ident = logger.identity
+        if class_names is None:
+            class_names = tuple(getattr(logger, "class_names", ()) or ())
+        counts = np.fromiter((p.shape[0] for p in probs), np.int64, len(probs))
+        p = np.concatenate(probs, axis=0) if len(probs) > 1 else probs[0]
+        p = np.ascontiguousarray(p, dtype=np.float32)
+        total = p.shape[0]
+        rec_idx = pa.array(np.repeat(np.asarray(ris, dtype=np.int64), counts))
+        starts = np.zeros(len(counts), dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        row = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+        labels = pa.array(class_labels(k, class_names), type=_STR)
+        predicted = (
+            labels.take(pa.array(p.argmax(axis=1))) if k else pa.repeat(pa.scalar(""), total)
+        )
+        offsets = pa.array(np.arange(total + 1, dtype=np.int32) * k)
+        flat = pa.array(p.ravel(), type=pa.float32())
+        keys = labels.take(pa.array(np.tile(np.arange(k), total))) if k else pa.array([], _STR)
+        if all(d is None for d in decisions):
+            decision = pa.repeat(pa.scalar(""), total)
+        else:
+            chunks = [
+                np.full(c, "", dtype=object) if d is None else d
+                for d, c in zip(decisions, counts.tolist(), strict=True)
+            ]
+            decision = _text(np.concatenate(chunks))
+        return pa.Table.from_arrays(
+            [
+                self._ts.take(rec_idx),
+                self._rid.take(rec_idx),
+                pa.array(row, type=pa.uint32()),
+                pa.repeat(pa.scalar(ident.model), total),
+                pa.repeat(pa.scalar(model), total),
+                pa.repeat(pa.scalar(ident.model_version), total),
+                pa.MapArray.from_arrays(offsets, keys, flat),
+                pa.ListArray.from_arrays(offsets, flat),
+                predicted,
+                decision,
+            ],
+            schema=PREDICTIONS,
+        )
 
 
-_NO_SUMMARY = ((), ())
+class _Group:
+    """The tensors of one (logger, direction, name, dtype) in one flush, column parts."""
+
+    __slots__ = (
+        "ris",
+        "direction",
+        "name",
+        "dtype",
+        "shapes",
+        "sizes",
+        "f64",
+        "f32",
+        "strings",
+        "summary",
+        "digests",
+        "source",
+        "stage",
+        "version",
+        "policy",
+    )
+
+    def __init__(
+        self, ris: list[int], direction: str, name: str, dtype: str, shapes: list[tuple]
+    ) -> None:
+        self.ris = ris
+        self.direction = direction
+        self.name = name
+        self.dtype = dtype
+        self.shapes = shapes
+        self.sizes: np.ndarray = _EMPTY_I32
+        self.f64: np.ndarray | None = None
+        self.f32: np.ndarray | None = None
+        self.strings: pa.Array | None = None
+        self.summary: tuple[np.ndarray, pa.Array, pa.Array] | None = None
+        self.digests: list[str] | None = None
+        self.source: tuple[str, str] = ("", "")
+        self.stage = ""
+        self.version = ""
+        self.policy = "full"
 
 
-class _Tensors:
-    """The stage_tensors table: one tuple per tensor, unzipped into columns once per flush.
-
-    Entry: the 8 scalar columns (ts, request_id, stage, model_version, direction, name, dtype,
-    policy), then the shape tuple, the float64 values (array or None), the string values
-    (object array or None) and the summary (keys, values).
-    """
-
-    _SCALAR_TYPES = (_TS, _STR, _STR, _STR, _STR, _STR, _STR, _STR)
+class _TensorColumns:
+    """Groups of one flush, assembled into the stage_tensors table."""
 
     def __init__(self) -> None:
-        self.schema = SCHEMAS["stage_tensors"]
-        self.n = 0
-        self.entries: list[tuple[Any, ...]] = []
+        self.groups: list[_Group] = []
+        self.m = 0
 
-    def to_arrow(self) -> pa.Table:
-        cols = list(zip(*self.entries, strict=True))
-        ts, rid, stage, version, direction, name, dtype, policy = (
-            pa.array(list(values), type=typ)
-            for values, typ in zip(cols[:8], self._SCALAR_TYPES, strict=True)
+    def add(self, group: _Group) -> None:
+        self.groups.append(group)
+        self.m += len(group.ris)
+
+    def table(self, flush: _Flush) -> pa.Table:
+        groups, m = self.groups, self.m
+        counts = np.fromiter((len(g.ris) for g in groups), np.int64, len(groups))
+        group_idx = pa.array(np.repeat(np.arange(len(groups)), counts))
+        rec_idx = pa.array(
+            np.fromiter(itertools.chain.from_iterable(g.ris for g in groups), np.int64, m)
         )
-        shapes, f64, strs, summaries = cols[8:]
-        shape = _lists(
-            list(map(len, shapes)), list(itertools.chain.from_iterable(shapes)), pa.uint32()
+
+        def per_group(attr: str) -> pa.Array:
+            return pa.array([getattr(g, attr) for g in groups], type=_STR).take(group_idx)
+
+        shapes = list(itertools.chain.from_iterable(g.shapes for g in groups))
+        shape = _list_array(
+            np.fromiter(map(len, shapes), np.int64, m),
+            pa.array(
+                np.fromiter(itertools.chain.from_iterable(shapes), np.uint32), type=pa.uint32()
+            ),
         )
-        values_f64 = _lists(
-            [0 if v is None else v.size for v in f64],
-            [v for v in f64 if v is not None],
-            pa.float64(),
-        )
-        values_str = _lists(
-            [0 if v is None else v.size for v in strs],
-            [v for v in strs if v is not None],
-            pa.binary(),
-        )
-        keys, vals = zip(*summaries, strict=True)
-        offsets = np.zeros(self.n + 1, dtype=np.int32)
-        np.cumsum(list(map(len, keys)), out=offsets[1:])
-        summary = pa.MapArray.from_arrays(
-            pa.array(offsets),
-            pa.array(list(itertools.chain.from_iterable(keys)), type=_STR),
-            pa.array(list(itertools.chain.from_iterable(vals)), type=pa.float64()),
-        )
+        zero = [np.zeros(len(g.ris), dtype=np.int64) for g in groups]
         arrays = [
-            ts,
-            rid,
-            stage,
-            version,
-            direction,
-            name,
-            dtype,
+            flush._ts.take(rec_idx),
+            flush._rid.take(rec_idx),
+            per_group("stage"),
+            per_group("version"),
+            per_group("direction"),
+            per_group("name"),
+            per_group("dtype"),
             shape,
-            values_f64,
-            values_str,
-            summary,
-            policy,
+            self._values(groups, zero, "f64", pa.float64()),
+            self._values(groups, zero, "f32", pa.float32()),
+            self._values(groups, zero, "strings", _BIN),
+            self._summary(groups, zero),
+            per_group("policy"),
+            pa.array(
+                list(
+                    itertools.chain.from_iterable(
+                        g.digests if g.digests is not None else [""] * len(g.ris) for g in groups
+                    )
+                ),
+                type=_STR,
+            ),
+            pa.array([g.source[0] for g in groups], type=_STR).take(group_idx),
+            pa.array([g.source[1] for g in groups], type=_STR).take(group_idx),
         ]
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+        return pa.Table.from_arrays(arrays, schema=STAGE_TENSORS)
+
+    @staticmethod
+    def _values(
+        groups: list[_Group], zero: list[np.ndarray], attr: str, typ: pa.DataType
+    ) -> pa.Array:
+        lens, chunks = [], []
+        for g, z in zip(groups, zero, strict=True):
+            values = getattr(g, attr)
+            if values is None:
+                lens.append(z)
+                continue
+            lens.append(g.sizes)
+            chunks.append(values if isinstance(values, pa.Array) else pa.array(values, type=typ))
+        flat = pa.concat_arrays(chunks) if len(chunks) > 1 else (chunks[0] if chunks else None)
+        if flat is None:
+            flat = pa.array([], type=typ)
+        return _list_array(np.concatenate(lens), flat)
+
+    @staticmethod
+    def _summary(groups: list[_Group], zero: list[np.ndarray]) -> pa.Array:
+        lens, keys, vals = [], [], []
+        for g, z in zip(groups, zero, strict=True):
+            if g.summary is None:
+                lens.append(z)
+                continue
+            group_lens, group_keys, group_vals = g.summary
+            lens.append(group_lens)
+            keys.append(group_keys)
+            vals.append(group_vals)
+        all_lens = np.concatenate(lens)
+        offsets = np.zeros(len(all_lens) + 1, dtype=np.int32)
+        np.cumsum(all_lens, out=offsets[1:])
+        key_arr = pa.concat_arrays(keys) if keys else pa.array([], type=_STR)
+        val_arr = pa.concat_arrays(vals) if vals else pa.array([], type=pa.float64())
+        return pa.MapArray.from_arrays(pa.array(offsets), key_arr, val_arr)
 
 
-def _lists(lens: list[int], chunks: Any, value_type: pa.DataType) -> pa.Array:
-    """A list array from lengths per row and the values (a flat list, or chunks for _concat)."""
+# -- vector helpers ----------------------------------------------------------------------------
+
+
+def _list_array(lens: np.ndarray, flat: pa.Array) -> pa.Array:
     offsets = np.zeros(len(lens) + 1, dtype=np.int32)
     np.cumsum(lens, out=offsets[1:])
-    if chunks and isinstance(chunks[0], np.ndarray):
-        flat = _concat(chunks, value_type)
-    else:
-        flat = pa.array(chunks, type=value_type)
     return pa.ListArray.from_arrays(pa.array(offsets), flat)
 
 
-class _Predictions:
-    """The predictions table, built per record from NumPy chunks (no per-row Python values).
+def _binary(objects: np.ndarray) -> pa.Array:
+    """Bytes (str as UTF-8) in one C loop; other objects as their text, value by value."""
+    try:
+        return pa.array(objects, type=_BIN)
+    except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError):
+        return pa.array([_as_bytes(v) for v in objects.tolist()], type=_BIN)
 
-    A record adds n rows whose ts, request_id, stage, model and model_version repeat; those
-    columns are kept as one value plus a count per record and expanded with ``take`` in C. Class
-    names (map keys and ``predicted_class``) are indices into one label array.
-    """
 
-    def __init__(self) -> None:
-        self.schema = SCHEMAS["predictions"]
-        self.n = 0
-        self.counts: list[int] = []
-        self.per_record: list[tuple[Any, ...]] = []  # ts, request_id, stage, model, version
-        self.labels: list[str] = [""]  # index 0: the empty class name / decision
-        self.label_start: dict[tuple[str, ...], int] = {}
-        self.predicted: list[np.ndarray] = []  # label indices per row
-        self.key_idx: list[np.ndarray] = []  # label indices per map entry
-        self.probs: list[np.ndarray] = []
-        self.ks: list[int] = []  # classes per record
-        self.decisions: list[Any] = []  # per record: None (all "") or a list of n strings
-
-    def start(self, names: tuple[str, ...]) -> int:
-        """Index of ``names[0]`` in the label array (the names are added on first use)."""
-        start = self.label_start.get(names)
-        if start is None:
-            start = self.label_start[names] = len(self.labels)
-            self.labels.extend(names)
-        return start
-
-    def to_arrow(self) -> pa.Table:
-        counts = np.array(self.counts, dtype=np.int64)
-        rec_idx = pa.array(np.repeat(np.arange(len(counts)), counts))
-        scalar = list(zip(*self.per_record, strict=True))
-        ts, rid, stage, model, version = (
-            pa.array(list(values), type=typ).take(rec_idx)
-            for values, typ in zip(scalar, (_TS, _STR, _STR, _STR, _STR), strict=True)
+def _text(objects: np.ndarray) -> pa.Array:
+    """A string column from str/bytes objects (invalid UTF-8 replaced)."""
+    try:
+        return pa.array(objects, type=_STR)
+    except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError):
+        return pa.array(
+            [_as_bytes(v).decode("utf-8", "replace") for v in objects.tolist()], type=_STR
         )
-        starts = np.zeros(len(counts), dtype=np.int64)
-        np.cumsum(counts[:-1], out=starts[1:])
-        row = pa.array(np.arange(self.n) - np.repeat(starts, counts), type=pa.uint32())
-        labels = pa.array(self.labels, type=_STR)
-        predicted = labels.take(pa.array(np.concatenate(self.predicted)))
-        if all(d is None for d in self.decisions):
-            decision = labels.take(pa.array(np.zeros(self.n, dtype=np.int64)))
-        else:
-            decided: list[str] = []
-            for d, n in zip(self.decisions, self.counts, strict=True):
-                decided.extend([""] * n if d is None else d)
-            decision = pa.array(decided, type=_STR)
-        ks = np.repeat(np.array(self.ks, dtype=np.int32), counts)
-        offsets = np.zeros(self.n + 1, dtype=np.int32)
-        np.cumsum(ks, out=offsets[1:])
-        offsets_arr = pa.array(offsets)
-        flat = pa.array(np.concatenate(self.probs), type=pa.float32())
-        keys = labels.take(pa.array(np.concatenate(self.key_idx)))
-        arrays = [
-            ts,
-            rid,
-            row,
-            stage,
-            model,
-            version,
-            pa.MapArray.from_arrays(offsets_arr, keys, flat),
-            pa.ListArray.from_arrays(offsets_arr, flat),
-            predicted,
-            decision,
-        ]
-        return pa.Table.from_arrays(arrays, schema=self.schema)
-
-
-def _concat(chunks: list[Any], typ: pa.DataType) -> pa.Array:
-    """One Arrow array from chunks that are numpy arrays or Python lists (C loops only)."""
-    if not chunks:
-        return pa.array([], type=typ)
-    if all(isinstance(c, np.ndarray) for c in chunks):
-        flat = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
-        try:
-            return pa.array(flat, type=typ)
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
-            if not pa.types.is_binary(typ):
-                raise
-            # an object tensor holding something other than bytes/str: its text, as UTF-8
-            return pa.array([_as_bytes(v) for v in flat.tolist()], type=typ)
-    out: list[Any] = []
-    for chunk in chunks:
-        out.extend(chunk.tolist() if isinstance(chunk, np.ndarray) else chunk)
-    return pa.array(out, type=typ)
-
-
-_DTYPE_NAMES: dict[np.dtype, str] = {}
-
-
-def _dtype_name(dtype: np.dtype) -> str:
-    """The dtype name, cached: numpy computes ``dtype.name`` anew each time (µs)."""
-    name = _DTYPE_NAMES.get(dtype)
-    if name is None:
-        name = _DTYPE_NAMES[dtype] = dtype.name
-    return name
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -301,308 +682,154 @@ def _as_bytes(value: Any) -> bytes:
     return str(value).encode("utf-8")
 
 
-def _is_numeric(arr: np.ndarray) -> bool:
-    return arr.dtype.kind in "biuf"
+def _bounds(sizes: np.ndarray) -> tuple[list[int], list[int]]:
+    ends = np.cumsum(sizes)
+    return (ends - sizes).tolist(), ends.tolist()
 
 
-_SMALL = 256  # up to this many elements, Python's min/max beat numpy's per-call overhead
+def _numeric_digests(flat: np.ndarray, sizes: np.ndarray) -> list[str]:
+    view = memoryview(np.ascontiguousarray(flat)).cast("B")
+    item = flat.dtype.itemsize
+    starts, ends = _bounds(sizes * item)
+    sha = hashlib.sha256
+    return [sha(view[s:e]).hexdigest()[:32] for s, e in zip(starts, ends, strict=True)]
 
 
-def _byte_lengths(values: list[Any]) -> list[int]:
-    """UTF-8 byte length of each value (``map`` over C functions when all are bytes or str)."""
-    kinds = set(map(type, values))
-    if kinds == {bytes}:
-        return list(map(len, values))
-    if kinds == {str}:
-        return list(map(len, map(str.encode, values)))
-    return [len(v) if type(v) is bytes else len(_as_bytes(v)) for v in values]
-
-
-def _summary(arr: np.ndarray) -> tuple[list[str], list[float]]:
-    """Statistics kept under the summary policy (of the byte lengths for string tensors)."""
-    prefix = ""
-    if not _is_numeric(arr):
-        prefix = "len_"
-        values: list[Any] = _byte_lengths(arr.ravel().tolist())
-        present = values  # lengths are never NaN
-    elif arr.size <= _SMALL:
-        values = list(map(float, arr.ravel().tolist()))
-        present = values
-        if arr.dtype.kind == "f":
-            present = [v for v in values if v == v]  # NaN != NaN
-    else:
-        return _summary_numpy(arr.astype(np.float64, copy=False).ravel())
-    keys = ["count"]
-    vals = [float(len(values))]
-    if values:
-        keys.append("nan_count")
-        vals.append(float(len(values) - len(present)))
-        if present:
-            keys += [prefix + "min", prefix + "max", prefix + "mean"]
-            vals += [float(min(present)), float(max(present)), sum(present) / len(present)]
-    return keys, vals
-
-
-def _summary_numpy(data: np.ndarray) -> tuple[list[str], list[float]]:
-    nan = np.isnan(data)
-    n_nan = int(nan.sum())
-    present = data[~nan] if n_nan else data
-    keys = ["count", "nan_count"]
-    vals = [float(data.size), float(n_nan)]
-    if present.size:
-        keys += ["min", "max", "mean"]
-        vals += [float(present.min()), float(present.max()), float(present.mean())]
-    return keys, vals
-
-
-def _expand(direction: str, name: str, value: Any) -> list[tuple[str, str, np.ndarray]]:
-    if type(value) is np.ndarray:  # the common case: no generator, no host_array call
-        return [(direction, name, value)]
-    if isinstance(value, dict):
-        return [(direction, f"{name}.{key}", host_array(arr)) for key, arr in value.items()]
-    return [(direction, name, host_array(value))]
-
-
-def encode(
-    batch: Sequence[Any],
-    rss_bytes: int = 0,
-    gpu_mem_bytes: dict[int, int | None] | None = None,
-) -> dict[str, pa.Table]:
-    """Turn buffered items into one Arrow table per ClickHouse table (empty tables left out).
-
-    Args:
-        batch: :class:`Record`, :class:`ModelLoad` and :class:`PolicyNotice` items.
-        rss_bytes: Process RSS sampled for this batch (stored on every stage_events row).
-        gpu_mem_bytes: GPU memory per logger (``id(logger)``), sampled for this batch.
-
-    Returns:
-        Table name → Arrow table with the schema of :data:`SCHEMAS`.
-    """
-    tables = _Tables()
-    gpu_mem = gpu_mem_bytes or {}
-    data: dict[str, list[dict[str, Any]]] = {}
-    for item in batch:
-        if isinstance(item, Record):
-            if getattr(item.logger, "instrumented", True):
-                _encode_record(item, tables, rss_bytes, gpu_mem.get(id(item.logger)))
-            for table, rows in item.data:
-                data.setdefault(table, []).extend(rows)
-        elif isinstance(item, ModelLoad):
-            _encode_load(item, tables["model_versions"])
-        elif isinstance(item, PolicyNotice):
-            _encode_policy(item, tables["logging_policy"])
-        else:
-            raise SpoolError(f"cannot encode {type(item).__name__} into a spool segment")
-    out = {name: t.to_arrow() for name, t in tables.items() if t.n}
-    for table, rows in data.items():
-        if table in out or table not in SCHEMAS:
-            raise SpoolError(f"cannot write caller rows into spool table {table!r}")
-        out[table] = pa.Table.from_pylist(rows, schema=SCHEMAS[table])
+def _string_digests(strings: pa.Array, sizes: np.ndarray) -> list[str]:
+    n = len(strings)
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32, count=n + 1 + strings.offset)
+    offsets = offsets[strings.offset :]
+    data = strings.buffers()[2]
+    data_view = memoryview(data) if data is not None else memoryview(b"")
+    lengths = memoryview(np.diff(offsets).astype("<u4")).cast("B")
+    starts, ends = _bounds(sizes)
+    byte_at = offsets.tolist()
+    sha = hashlib.sha256
+    out = []
+    for s, e in zip(starts, ends, strict=True):
+        h = sha(lengths[4 * s : 4 * e])
+        h.update(data_view[byte_at[s] : byte_at[e]])
+        out.append(h.hexdigest()[:32])
     return out
 
 
-def _optional(value: Any, kind: type) -> Any:
-    """``value`` as ``kind``, or None (NULL) when it is None or cannot be converted."""
-    if value is None:
-        return None
+_NUM_KEYS = ("count", "nan_count", "min", "max", "mean")
+_STR_KEYS = ("count", "nan_count", "len_min", "len_max", "len_mean")
+
+
+def _summaries(
+    flat: np.ndarray | None, strings: pa.Array | None, sizes: np.ndarray
+) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Per tensor: count, nan_count, min, max, mean (of byte lengths for strings), vectorized.
+
+    An empty tensor keeps only ``count``; one whose every value is NaN drops min/max/mean.
+    """
+    m = len(sizes)
+    if strings is not None:
+        n = len(strings)
+        offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32, count=n + 1 + strings.offset)
+        data = np.diff(offsets[strings.offset :]).astype(np.float64)
+        names = _STR_KEYS
+        nan = None
+    else:
+        data = flat.astype(np.float64, copy=False)
+        names = _NUM_KEYS
+        nan = np.isnan(data) if flat.dtype.kind == "f" else None
+    table = np.zeros((m, 5), dtype=np.float64)
+    table[:, 0] = sizes
+    mask = np.zeros((m, 5), dtype=bool)
+    mask[:, 0] = True
+    nonempty = sizes > 0
+    mask[:, 1] = nonempty
+    if nonempty.any():
+        starts = (np.cumsum(sizes) - sizes)[nonempty]
+        if nan is not None:
+            n_nan = np.add.reduceat(nan.astype(np.int64), starts)
+            lo = np.minimum.reduceat(np.where(nan, np.inf, data), starts)
+            hi = np.maximum.reduceat(np.where(nan, -np.inf, data), starts)
+            total = np.add.reduceat(np.where(nan, 0.0, data), starts)
+        else:
+            n_nan = np.zeros(len(starts), dtype=np.int64)
+            lo = np.minimum.reduceat(data, starts)
+            hi = np.maximum.reduceat(data, starts)
+            total = np.add.reduceat(data, starts)
+        present = sizes[nonempty] - n_nan
+        table[nonempty, 1] = n_nan
+        table[nonempty, 2] = lo
+        table[nonempty, 3] = hi
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table[nonempty, 4] = total / present
+        has = np.zeros(m, dtype=bool)
+        has[nonempty] = present > 0
+        mask[:, 2:] = has[:, None]
+    lens = mask.sum(axis=1)
+    keys = pa.array(np.broadcast_to(np.array(names, dtype=object), (m, 5))[mask], type=_STR)
+    vals = pa.array(table[mask], type=pa.float64())
+    return lens, keys, vals
+
+
+def _nullable(values: list[Any], typ: pa.DataType, kind: type) -> pa.Array:
+    """A column that may hold None (NULL); a value that is not a ``kind`` becomes NULL."""
     try:
-        return kind(value)
-    except (TypeError, ValueError):
-        _LOG.warning("stagelog: %r is not a %s; stored as NULL", value, kind.__name__)
-        return None
-
-
-def _encode_record(
-    rec: Record, tables: dict[str, _Table], rss_bytes: int, gpu_mem: int | None
-) -> None:
-    ident: ModelIdentity = rec.logger.identity
-    policy = rec.logger.policy
-    ts_us = rec.ts_ns // 1000
-    gpu_ms = rec.gpu_ms
-    pending = rec.gpu_pending
-    if gpu_ms is None and pending is not None:
-        try:
-            gpu_ms = pending.resolve()
-        except Exception:
-            _LOG.exception("stagelog: GPU timing of %s failed; gpu_ms left NULL", ident.model)
-    gpu_ms = _optional(gpu_ms, float)
-    gpu_mem = _optional(rec.gpu_mem_bytes if rec.gpu_mem_bytes is not None else gpu_mem, int)
-    ev = tables["stage_events"]
-    ev.rows.append(
-        (
-            ts_us,
-            rec.request_id,
-            rec.rows,
-            ident.model,
-            ident.model,
-            ident.model_version,
-            ident.triton_version,
-            ident.artifact_sha256,
-            rec.status,
-            rec.error,
-            rec.wall_ms,
-            rec.cpu_ms,
-            gpu_ms,
-            rec.device,
-            gpu_mem,
-            rss_bytes,
-            ident.host,
-            ident.pid,
-            ident.instance,
-            policy.mode,
-        )
-    )
-    if policy.mode == "sampled":
-        ev.keys["attributes"].append(["tensors"])
-        ev.flat["attributes"].append(["kept" if rec.keep else "sampled_out"])
-        ev.lens["attributes"].append(1)
-    else:
-        ev.lens["attributes"].append(0)
-    ev.n += 1
-
-    if rec.tensors:
-        _encode_tensors(rec, ident, policy.summarizes, policy.mode, ts_us, tables["stage_tensors"])
-    for model, probs, decisions in rec.preds:
-        try:
-            _encode_predictions(rec, ident, ts_us, model, probs, decisions, tables["predictions"])
-        except Exception:
-            _LOG.exception(
-                "stagelog: %s: predictions of %s not logged", ident.model, rec.request_id
-            )
-
-
-def _encode_tensors(
-    rec: Record, ident: ModelIdentity, summarize: bool, mode: str, ts_us: int, t: _Tensors
-) -> None:
-    rid, stage, version = rec.request_id, ident.model, ident.model_version
-    for item in rec.tensors:
-        try:
-            expanded = _expand(*item)
-        except Exception:
-            _LOG.exception(
-                "stagelog: %s: tensor %r of %s not logged", ident.model, item[1], rec.request_id
-            )
+        return pa.array(values, type=typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        pass
+    out = []
+    for value in values:
+        if value is None:
+            out.append(None)
             continue
-        for direction, name, arr in expanded:
-            # everything that can fail happens before the first append, so a bad tensor
-            # leaves the columns aligned
-            try:
-                numeric = arr.dtype.kind in "biuf"
-                dtype = _dtype_name(arr.dtype) if numeric else _BYTES_DTYPE
-                summary = _summary(arr) if summarize else None
-                if summary is None and numeric:
-                    values = arr.astype(np.float64, copy=False).ravel()
-                elif summary is None:
-                    values = arr.ravel()
-                    if values.dtype != object:  # numpy S/U arrays: bytes or str objects first
-                        values = values.astype(object)
-                shape = arr.shape
-            except Exception:
-                _LOG.exception(
-                    "stagelog: %s: tensor %r of %s not logged", ident.model, name, rec.request_id
-                )
-                continue
-            t.entries.append(
-                (
-                    ts_us,
-                    rid,
-                    stage,
-                    version,
-                    direction,
-                    name,
-                    dtype,
-                    mode,
-                    shape,
-                    None if summary is not None or not numeric else values,
-                    None if summary is not None or numeric else values,
-                    _NO_SUMMARY if summary is None else summary,
-                )
-            )
-            t.n += 1
+        try:
+            out.append(kind(value))
+        except (TypeError, ValueError):
+            _LOG.warning("stagelog: %r is not a %s; stored as NULL", value, kind.__name__)
+            out.append(None)
+    return pa.array(out, type=typ)
 
 
-def _encode_predictions(
-    rec: Record,
-    ident: ModelIdentity,
-    ts_us: int,
-    model: str,
-    probs: np.ndarray,
-    decisions: np.ndarray | None,
-    t: _Predictions,
-) -> None:
-    probs = np.atleast_2d(host_array(probs)).astype(np.float32, copy=False)
-    if probs.ndim != 2:
-        raise SpoolError(
-            f"{ident.model}: probabilities of shape {probs.shape}, not [rows, classes]"
-        )
-    n, k = probs.shape
-    names = _class_names(k, getattr(rec.logger, "class_names", ()))
-    if decisions is None:
-        decided = None
-    else:
-        flat = host_array(decisions).ravel().tolist()
-        if len(flat) != n:
-            raise SpoolError(f"{ident.model}: {len(flat)} decisions for {n} prediction rows")
-        decided = [_as_bytes(d).decode("utf-8", "replace") for d in flat]
-    start = t.start(names)
-    t.predicted.append(probs.argmax(axis=1) + start if k else np.zeros(n, dtype=np.int64))
-    t.key_idx.append(np.tile(_class_indices(k) + start, n))
-    t.probs.append(probs.ravel())
-    t.ks.append(k)
-    t.decisions.append(decided)
-    t.per_record.append((ts_us, rec.request_id, ident.model, model, ident.model_version))
-    t.counts.append(n)
-    t.n += n
-
-
-_CLASS_INDICES: dict[int, np.ndarray] = {}
-
-
-def _class_indices(k: int) -> np.ndarray:
-    arr = _CLASS_INDICES.get(k)
-    if arr is None:
-        arr = _CLASS_INDICES[k] = np.arange(k, dtype=np.int64)
-    return arr
-
-
-def _encode_load(load: ModelLoad, t: _Table) -> None:
-    ident = load.identity
-    t.rows.append(
+def _model_versions(loads: list[ModelLoad]) -> pa.Table:
+    rows = [
         (
             load.ts_ns // 1000,
-            ident.model,
-            ident.model_version,
-            ident.artifact_sha256,
-            ident.triton_version,
+            load.identity.model,
+            load.identity.model_version,
+            load.identity.artifact_sha256,
+            load.identity.triton_version,
             load.model_card,
-            ident.host,
-            ident.pid,
-            ident.instance,
+            load.identity.host,
+            load.identity.pid,
+            load.identity.instance,
             load.device,
+            list((load.artifacts or {}).items()),
             load.model_config,
         )
-    )
-    artifacts = load.artifacts or {}
-    t.lens["artifacts"].append(len(artifacts))
-    t.keys["artifacts"].append(list(artifacts))
-    t.flat["artifacts"].append(list(artifacts.values()))
-    t.n += 1
+        for load in loads
+    ]
+    return _from_rows(rows, MODEL_VERSIONS)
 
 
-def _encode_policy(notice: PolicyNotice, t: _Table) -> None:
-    ident = notice.identity
-    t.rows.append(
+def _logging_policy(notices: list[PolicyNotice]) -> pa.Table:
+    rows = [
         (
             notice.ts_ns // 1000,
-            ident.model,
-            ident.model,
+            notice.identity.model,
+            notice.identity.model,
             notice.policy,
             notice.sample_rate,
             notice.reason,
-            ident.host,
-            ident.pid,
+            notice.identity.host,
+            notice.identity.pid,
             notice.scope,
             notice.dropped,
         )
+        for notice in notices
+    ]
+    return _from_rows(rows, LOGGING_POLICY)
+
+
+def _from_rows(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    columns = zip(*rows, strict=True)
+    return pa.Table.from_arrays(
+        [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)],
+        schema=schema,
     )
-    t.n += 1

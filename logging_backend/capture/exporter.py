@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ import pyarrow as pa
 
 from logging_backend.capture.encode import encode
 from logging_backend.capture.records import ModelIdentity, Record
+from logging_backend.errors import SpoolError
 from logging_backend.spool import layout
+from logging_backend.spool.drops import DROPS_TABLE, Unspooled
 
 _LOG = logging.getLogger("stagelog.spool")
+
 
 class SpoolExporter:
     """Writes each batch as one spool segment (:mod:`logging_backend.spool.layout`).
@@ -29,6 +33,11 @@ class SpoolExporter:
         compress_min_bytes: Smaller tables are written uncompressed: compression is per Arrow
             buffer, and for a flush of a few records its fixed cost per buffer is more than
             the write it saves (measured: ~1.8 ms vs ~0.9 ms of CPU for 16 member records).
+        min_free_bytes: below this much free space on the spool's disk a flush is not written
+            but counted (``spool_drops``, reason ``writer_failed``): the store and the
+            collector's state keep room (half of ``STAGELOG_SPOOL_MIN_FREE_MB`` by default).
+        spool_format: ``v2`` (one file per flush, every table in it; the default) or ``v1``
+            (one file per table).
     """
 
     def __init__(
@@ -38,6 +47,8 @@ class SpoolExporter:
         clock_ns: Any = None,
         compression: str | None = "zstd",
         compress_min_bytes: int = 256 * 1024,
+        min_free_bytes: int = 0,
+        spool_format: str = "v2",
     ) -> None:
         import time
 
@@ -52,27 +63,79 @@ class SpoolExporter:
         # pyarrow imports pandas on its first pa.array() (~0.3 s): pay it at model load,
         # not in the flush thread while the first requests are served
         pa.array([0])
+        self.spool_format = spool_format
         self.segments_written = 0
+        self._min_free = min_free_bytes
+        # rows this process could not spool (a full disk): counted, shipped as spool_drops rows
+        self.unspooled = Unspooled(f"{layout.host_name(self._host)} pid {os.getpid()}")
         self.spool_dir.mkdir(parents=True, exist_ok=True)
 
     def export(self, batch: Sequence[Any]) -> None:
-        """Encode the batch and write its segment (raises on failure; the processor logs it)."""
+        """Encode the batch and write its segment.
+
+        A table that cannot be written (ENOSPC) is not raised: its rows are counted and go
+        out as ``spool_drops`` rows with a later segment, so every lost row is counted once.
+        """
         try:
             rss = self._process.memory_info().rss
         except Exception:  # a failed sample must not lose the batch
             rss = 0
         gpu_mem = _sample_gpu_memory(batch)
         tables = encode(batch, rss_bytes=rss, gpu_mem_bytes=gpu_mem)
+        lost = self.unspooled.attach()
+        if lost is not None:
+            tables = {**tables, DROPS_TABLE: lost}
         if tables:
-            self.write_tables(tables)
+            self._write_counting_losses(tables)
 
-    def write_tables(self, tables: dict[str, pa.Table]) -> list[Path]:
-        """Write the tables of one flush as one segment.
+    def _write_counting_losses(self, tables: dict[str, pa.Table]) -> None:
+        if self._min_free and _free_bytes(self.spool_dir) < self._min_free:
+            floor = SpoolError(f"less than {self._min_free} bytes free on {self.spool_dir}")
+            self._count_lost(tables, floor)
+            return
+        name = layout.segment_name(now_ns=self._clock(), host=self._host)
+        if self.spool_format == "v2":
+            # one file: written whole or not at all, so a failure loses (and counts) every table
+            try:
+                self.write_tables(tables, name=name)
+            except SpoolError as exc:
+                self._count_lost(tables, exc)
+            else:
+                if DROPS_TABLE in tables:
+                    self.unspooled.written()
+            return
+        for table, data in tables.items():
+            try:
+                self.write_tables({table: data}, name=name)
+            except SpoolError as exc:
+                self._count_lost({table: data}, exc)
+            else:
+                if table == DROPS_TABLE:
+                    self.unspooled.written()
+
+    def _count_lost(self, tables: dict[str, pa.Table], exc: Exception) -> None:
+        """Count rows not spooled; a drop-count table left out is tried again next flush."""
+        if not self.unspooled.rows:
+            _LOG.warning("stagelog: %s; counting the rows not spooled", exc)
+        for table, data in tables.items():
+            if table != DROPS_TABLE:
+                self.unspooled.count(table, data.num_rows, exc)
+
+    def write_tables(self, tables: dict[str, pa.Table], name: str | None = None) -> list[Path]:
+        """Write the tables of one flush as one segment (v2: one file; ``name``: a fresh one).
 
         Raises:
             SpoolError: When a file cannot be written.
         """
-        name = layout.segment_name(now_ns=self._clock(), host=self._host)
+        name = name or layout.segment_name(now_ns=self._clock(), host=self._host)
+        if self.spool_format == "v2":
+            paths = layout.write_segment(self.spool_dir, tables, name=name, fmt="v2")
+            self.segments_written += 1
+            return paths
+        return self._write_v1(tables, name)
+
+    def _write_v1(self, tables: dict[str, pa.Table], name: str | None = None) -> list[Path]:
+        name = name or layout.segment_name(now_ns=self._clock(), host=self._host)
         paths = []
         for table, data in tables.items():
             options = self._plain
@@ -88,11 +151,20 @@ class SpoolExporter:
         return paths
 
     def write_segment(self, table: str, data: pa.Table) -> Path:
-        """Write one table as a segment of its own (samplers, tools)."""
-        return self.write_tables({table: data})[0]
+        """Write one table as a v1 segment of its own (samplers, tools)."""
+        return self._write_v1({table: data})[0]
 
     def shutdown(self) -> None:
         """Nothing to release: every segment is closed once written."""
+
+
+def _free_bytes(path: Path) -> int:
+    """Free bytes on ``path``'s disk (one statvfs: about a microsecond per flush)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 1 << 62  # unknown: the write itself will tell
+    return st.f_bavail * st.f_frsize
 
 
 def _sample_gpu_memory(batch: Sequence[Any]) -> dict[int, int | None]:

@@ -233,6 +233,7 @@ class Record:
         "data",
         "_t0",
         "_c0",
+        "_last",
     )
 
     def __init__(self, logger: Any, request_id: str, rows: int, keep: bool) -> None:
@@ -255,6 +256,9 @@ class Record:
         self.preds: list[tuple[str, np.ndarray, np.ndarray | None]] = []
         # (table, rows): rows the caller sent on purpose (feedback reports)
         self.data: list[tuple[str, list[dict[str, Any]]]] = []
+        # (array given, its snapshot) of the last output: predictions of that same array
+        # share the snapshot instead of copying it again
+        self._last: tuple[Any, Any] | None = None
 
     def __enter__(self) -> Record:
         self.ts_ns = _time_ns()
@@ -279,7 +283,9 @@ class Record:
     def output(self, name: str, array: Any) -> None:
         """Record an output tensor."""
         if self.keep:
-            self.tensors.append(("output", name, _snapshot(array)))
+            snap = _snapshot(array)
+            self._last = (array, snap)
+            self.tensors.append(("output", name, snap))
 
     def state(self, name: str, value: Any) -> None:
         """Record intermediate state the stage used: an array, or a mapping of arrays.
@@ -296,9 +302,9 @@ class Record:
 
     def predictions(self, model: str, probs: Any, decisions: Any = None) -> None:
         """Record class probabilities per row (``[rows, classes]``), and decisions if any."""
-        self.preds.append(
-            (model, _snapshot(probs), None if decisions is None else _snapshot(decisions))
-        )
+        last = self._last
+        snap = last[1] if last is not None and last[0] is probs else _snapshot(probs)
+        self.preds.append((model, snap, None if decisions is None else _snapshot(decisions)))
 
     def table_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Write ``rows`` (column name -> value) into spool table ``table``, whatever the policy.
@@ -330,7 +336,6 @@ def _describe(exc: BaseException) -> str:
         except Exception:
             message = None
     return f"{type(exc).__name__}: {message if isinstance(message, str) else exc}"
-
 
 
 class NullRecord:

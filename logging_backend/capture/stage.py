@@ -19,10 +19,14 @@ What is kept of the tensors follows the stage's logging policy, read from the mo
 
 Every policy other than ``full`` is written to ``logging_policy`` at model load with its reason.
 
+Each arrow is stored once (:mod:`logging_backend.capture.arrows`): an input the ensemble feeds
+from another stage's output is stored as a digest pointing at the producer's stored output.
+That choice is written to ``logging_policy`` too (``scope = 'arrows'``); the model config
+parameter ``logging_arrows`` = ``full`` switches a stage back to full copies of its inputs.
+
 GPU hook: ``rec.gpu_ms`` and ``rec.gpu_mem_bytes`` start as ``None`` (stored as NULL, not 0) and
 ``rec.device`` as the logger's ``device``; a GPU stage sets them inside the ``with`` block.
 """
-
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from logging_backend import config
+from logging_backend.capture import arrows
 from logging_backend.capture.batch import BatchProcessor
 from logging_backend.capture.exporter import SpoolExporter
 from logging_backend.capture.records import (
@@ -86,6 +91,11 @@ class StageLogger:
         # False: logging is off, only rows a caller sent on purpose (Record.table_rows) are written
         self.instrumented = instrumented
         self.gpu_probe: Any = None
+        # input -> (producer stage, output): stored as a digest (capture.arrows)
+        self.arrow_sources: dict[str, tuple[str, str]] = {}
+        # outputs another stage refers to: stored with the digest of their bytes
+        self.arrow_outputs: frozenset[str] = frozenset()
+        self.arrow_notice = ""  # the logging_policy reason of the arrows choice
 
     def set_gpu(self, probe: Any) -> None:
         """Attach a GPU probe (``.device``, ``.device_id``, ``.memory_bytes()``).
@@ -119,8 +129,23 @@ class StageLogger:
         self.processor.shutdown(timeout)
 
     def announce(self, load: ModelLoad) -> None:
-        """Buffer the model_versions row and, unless the policy is full, its logging_policy row."""
+        """Buffer the model_versions row and the logging_policy rows of its choices.
+
+        A row for a policy other than full, and one for how its inputs that are another
+        stage's outputs are stored (digest or full copies), when it has any.
+        """
         self.processor.emit(load)
+        if self.arrow_notice and load.policy.keeps_tensors and not load.policy.summarizes:
+            self.processor.emit(
+                PolicyNotice(
+                    identity=self.identity,
+                    ts_ns=load.ts_ns,
+                    scope="arrows",
+                    policy="digest" if self.arrow_sources else "full_copies",
+                    sample_rate=load.policy.sample_rate,
+                    reason=self.arrow_notice,
+                )
+            )
         if load.policy.mode != "full":
             self.processor.emit(
                 PolicyNotice(
@@ -146,6 +171,20 @@ class StageLogger:
                 dropped=dropped,
             )
         ]
+
+
+def _arrow_mode(model_config: Mapping[str, Any], model: str) -> str:
+    """The ``logging_arrows`` parameter: ``digest`` (default) or ``full``."""
+    value = (model_config.get("parameters") or {}).get("logging_arrows")
+    if isinstance(value, Mapping):
+        value = value.get("string_value")
+    mode = str(value or "digest").strip().lower()
+    if mode not in arrows.ARROW_MODES:
+        raise ConfigError(
+            f"model {model!r}: parameter logging_arrows={mode!r} must be one of "
+            f"{', '.join(arrows.ARROW_MODES)}"
+        )
+    return mode
 
 
 def _valid_rows(rows: Any, model: str) -> int:
@@ -246,12 +285,25 @@ class StageLog:
             instance=str(args.get("model_instance_name") or model),
         )
         if exporter is None:
-            exporter = SpoolExporter(settings.spool_dir, identity)
+            # half the collector's floor: its budget drops old rows before stages stop writing
+            exporter = SpoolExporter(
+                settings.spool_dir,
+                identity,
+                min_free_bytes=(settings.spool_min_free_mb << 20) // 2,
+                spool_format=settings.spool_format,
+            )
         logger = StageLogger(
             identity, None, policy, class_names=class_names, instrumented=settings.logging
         )
         if gpu is not None:
             logger.set_gpu(gpu)
+        mode = _arrow_mode(model_config, model)
+        plan = arrows.plan(
+            Path(repo).parent if repo else None, model, mode, policy.mode, policy.sample_rate
+        )
+        logger.arrow_sources = plan.sources
+        logger.arrow_outputs = plan.outputs
+        logger.arrow_notice = arrows.describe(plan)
         logger.processor = BatchProcessor(
             exporter,
             flush_ms=settings.flush_ms,

@@ -6,6 +6,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from logging_backend import config
 from logging_backend.collector.service import Collector
@@ -14,8 +16,14 @@ from logging_backend.errors import StagelogError
 log = logging.getLogger("stagelog.collector")
 
 
-def main() -> int:
-    """Run the collector until SIGTERM/SIGINT; exit 0 after draining."""
+def main(tasks: Sequence[Callable[[Collector], Any]] = ()) -> int:
+    """Run the collector until SIGTERM/SIGINT; exit 0 after draining.
+
+    Args:
+        tasks: started once the store is open, each with the collector (its ``query`` runs
+            SQL serialised with shipping); what they return is stopped (``.stop()``) at the
+            end. The stack passes the alert evaluator (``logging_backend.stack.collector_process``).
+    """
     os.umask(0o077)  # spool, store, logs and run/ files: the owner's only
     logging.basicConfig(
         level=logging.INFO,
@@ -36,9 +44,15 @@ def main() -> int:
         log.error("collector cannot start: %s", exc)
         collector.close()
         return 1
+    started = []
     try:
+        started = [task(collector) for task in tasks]
         collector.run()
     finally:
+        for item in started:
+            stop = getattr(item, "stop", None)  # a task may start nothing (None)
+            if stop is not None:
+                stop()
         collector.close()
     return 0
 

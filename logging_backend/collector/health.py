@@ -27,7 +27,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-SEGMENT_SUFFIX = ".arrow"
+from logging_backend.spool import layout
+
+SEGMENT_SUFFIXES = (layout.SEGMENT_SUFFIX, layout.CONTAINER_SUFFIX)  # v1 per table, v2 per flush
 
 
 class InsertCounts:
@@ -83,15 +85,15 @@ class CountingClient:
 def spool_pending(spool_dir: Path, now: float | None = None) -> tuple[int, int, float]:
     """``(segments, bytes, age of the oldest in seconds)`` waiting in ``spool_dir``.
 
-    Segments are the ``*.arrow`` files of the spool, outside hidden folders (set-aside
-    segments and temporary files are not pending).
+    Segments are the ``*.arrow`` (v1) and ``*.seg`` (v2) files of the spool, outside hidden
+    folders (set-aside segments and temporary files are not pending).
     """
     count = size = 0
     oldest: float | None = None
     for root, dirs, files in os.walk(spool_dir):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
-            if not name.endswith(SEGMENT_SUFFIX) or name.startswith("."):
+            if not name.endswith(SEGMENT_SUFFIXES) or name.startswith("."):
                 continue
             try:
                 stat = os.stat(os.path.join(root, name))
@@ -147,6 +149,7 @@ class Health:
             "dropped_rows": dict(stats.get("dropped_rows") or {}),
             "queries": queries,
             "queries_refused": refused,
+            "stats": stats,  # the shipper's own counters, as it reports them
         }
 
     def collect(self) -> Any:

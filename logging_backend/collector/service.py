@@ -34,11 +34,12 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from logging_backend import config, store
+from logging_backend.collector.budget import Budget, Reserve
 from logging_backend.collector.endpoint import Door, Server, serve
 from logging_backend.collector.health import CountingClient, Health, InsertCounts
 from logging_backend.collector.sampler import SamplerThread
 from logging_backend.collector.shipper import Shipper
-from logging_backend.errors import StagelogError, StoreError, StoreUnavailable
+from logging_backend.errors import SpoolFull, StagelogError, StoreError, StoreUnavailable
 from logging_backend.store import access
 from logging_backend.store.sessions import ReaderLimits, Sessions
 
@@ -234,14 +235,20 @@ class Collector:
         if recreated:
             log.warning("recreated missing objects in %s: %s", self.destination,
                         ", ".join(recreated))
+        self.settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        budget = Budget(
+            self.settings.spool_dir,
+            budget_bytes=self.settings.spool_budget_mb << 20,
+            min_free_bytes=self.settings.spool_min_free_mb << 20,
+        )
         self.shipper = Shipper(
             CountingClient(self.client, self.counts),
             self.settings.spool_dir,
-            budget_bytes=self.settings.spool_budget_mb << 20,
+            budget=budget,
             lock=self.lock,
             destination=self.destination,
+            reserve=Reserve(self.settings.spool_dir),
         )
-        self.settings.spool_dir.mkdir(parents=True, exist_ok=True)
         # GPU utilisation, memory, power, temperature -> system_samples about once a second,
         # through the spool like every other row (a no-op, logged once, without a GPU/NVML).
         self.gpu_sampler = SamplerThread(self.settings.spool_dir).start()
@@ -296,12 +303,15 @@ class Collector:
             if time.monotonic() - schema_checked > SCHEMA_CHECK_S:
                 schema_checked = time.monotonic()
                 self._check_schema()
+            started = time.monotonic()
             try:
                 self.shipper.enforce_budget()
                 self.shipper.ship_all()
                 backoff.reset()
-                delay = self.interval_s
-            except StoreUnavailable as exc:
+                # a period, not a pause: a poll every interval_s however long shipping took
+                # (issue 11: freshness), and never more than one insert per table per period
+                delay = max(0.0, self.interval_s - (time.monotonic() - started))
+            except (StoreUnavailable, SpoolFull) as exc:
                 delay = backoff.next_delay()
                 log.warning("%s; retrying in %.1fs", exc, delay)
             except Exception:  # a bug must not stop shipping for good; it is logged in full
@@ -324,12 +334,14 @@ class Collector:
         while True:
             try:
                 self.shipper.enforce_budget()
-                self.shipper.ship_all()
+                shipped = self.shipper.ship_all()
                 if self.shipper.pending() and time.monotonic() < deadline:
+                    if not shipped:  # e.g. drop counts waiting for disk space: do not spin
+                        time.sleep(min(self.interval_s, 0.5))
                     continue  # written while shipping (e.g. drop records): ship those too
                 log.info("drained the spool into %s", self.destination)
                 return True
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, SpoolFull) as exc:
                 delay = backoff.next_delay()
                 if time.monotonic() + delay > deadline:
                     log.error("stopping with %d segments left in the spool (%s unavailable: %s)",
@@ -347,6 +359,16 @@ class Collector:
         store.close_all()
 
     # ------------------------------------------------------------------ health
+
+    def query(self, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
+        """Run one statement on the collector's own client (tasks in this process: alerts).
+
+        Serialised with shipping; never reachable from outside the process (the query door
+        has its own read-only sessions).
+        """
+        assert self.client is not None
+        with self.lock:
+            return store.run_query(self.client, sql, params, store.clickhouse_format(fmt))
 
     def status(self) -> dict[str, Any]:
         """The collector's figures (what ``/metrics`` serves, as one dict)."""

@@ -161,12 +161,35 @@ class Metrics:
     drift: list[dict[str, Any]] = field(default_factory=list)
     unmatched: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alert_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+ALERTS_FIRING_SQL = (
+    "SELECT rule, severity, round(value, 4) AS value, round(threshold, 4) AS threshold, "
+    "toString(since) AS since, message FROM stagelog.alerts_current WHERE state = 'firing' "
+    "ORDER BY severity = 'critical' DESC, since"
+)
+ALERT_HISTORY_SQL = (
+    "SELECT toString(ts) AS ts, rule, state, severity, round(value, 4) AS value, message "
+    "FROM stagelog.alerts ORDER BY ts DESC LIMIT {limit:UInt32}"
+)
+
+
+def alerts_firing(query: Query) -> list[dict[str, Any]]:
+    """The alert rules firing now (their last transition is ``firing``)."""
+    return query(ALERTS_FIRING_SQL, None)
+
+
+def alert_history(query: Query, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest alert transitions, newest first."""
+    return query(ALERT_HISTORY_SQL, {"limit": limit})
 
 
 def _time_range(run: Query) -> tuple[datetime, datetime] | None:
     rows = run(
         "SELECT min(ts) AS lo, max(ts) AS hi, count() AS n FROM stagelog.predictions "
-        "WHERE model = 'aggregate'",
+        "WHERE model = 'aggregate' AND NOT startsWith(request_id, 'replay-')",
         None,
     )
     if not rows or not int(rows[0]["n"]):
@@ -223,6 +246,8 @@ def collect(query: Query, drift_minutes: float = 5.0) -> Metrics:
         "FROM stagelog.feedback_unmatched GROUP BY kind ORDER BY kind",
         None,
     )
+    out.alerts = alerts_firing(query)
+    out.alert_history = alert_history(query)
     if window is not None:
         # Not clamped to the first prediction: `features` logs its rows before `aggregate`.
         hi = window[1] + timedelta(microseconds=1)

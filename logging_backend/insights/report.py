@@ -64,6 +64,12 @@ class ReportData:
     accuracy: list[dict[str, Any]] = field(default_factory=list)
     latency_table: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    alerts_firing: list[dict[str, Any]] = field(default_factory=list)
+    alert_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# Replays ('replay-…' request ids) are not production traffic: the report leaves them out.
+_PRODUCTION = "NOT startsWith(request_id, 'replay-')"
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -93,7 +99,8 @@ def collect(
     """
     now = datetime.now(timezone.utc)
     span = query(
-        "SELECT min(ts) AS lo, max(ts) AS hi, count() AS n FROM stagelog.stage_events", None
+        f"SELECT min(ts) AS lo, max(ts) AS hi, count() AS n FROM stagelog.stage_events "
+        f"WHERE {_PRODUCTION}", None
     )
     data = ReportData(generated_at=now, window=None, drift_minutes=drift_minutes)
     if not span or not int(span[0]["n"]):
@@ -109,7 +116,7 @@ def collect(
         "FROM stagelog.stage_events "
         "WHERE ts >= toDateTime64({lo:String}, 6, 'UTC') "
         "AND ts < toDateTime64({hi:String}, 6, 'UTC') "
-        "GROUP BY t, stage ORDER BY t",
+        f"AND {_PRODUCTION} GROUP BY t, stage ORDER BY t",
         {"b": bucket_ms, **window},
     ):
         data.latency.setdefault(row["stage"], []).append(
@@ -120,7 +127,7 @@ def collect(
     if request_id is None:
         latest = query(
             "SELECT request_id FROM stagelog.predictions WHERE model = 'aggregate' "
-            "ORDER BY ts DESC LIMIT 1",
+            f"AND {_PRODUCTION} ORDER BY ts DESC LIMIT 1",
             None,
         )
         request_id = latest[0]["request_id"] if latest else ""
@@ -169,7 +176,7 @@ def collect(
     metrics.ensure_baseline(query)
     pred_span = query(
         "SELECT min(ts) AS lo, max(ts) AS hi, count() AS n FROM stagelog.predictions "
-        "WHERE model = 'aggregate'",
+        f"WHERE model = 'aggregate' AND {_PRODUCTION}",
         None,
     )
     if pred_span and int(pred_span[0]["n"]):
@@ -205,6 +212,8 @@ def collect(
         key=lambda r: (_stage_key(r["stage"]), str(r["model_version"])),
     )
     data.notes = notes.overlapping(query, lo, hi)
+    data.alerts_firing = metrics.alerts_firing(query)
+    data.alert_history = metrics.alert_history(query, limit=50)
     return data
 
 
@@ -510,6 +519,10 @@ def render(data: ReportData) -> str:
          _html_table("accuracy-table", data.accuracy)),
         ("latency-quantiles", "Latency quantiles per stage (ms)",
          _html_table("latency-table", data.latency_table)),
+        ("alerts", "Alerts: rules firing now and the latest transitions",
+         (_html_table("alerts-firing-table", data.alerts_firing) if data.alerts_firing
+          else '<p id="alerts-firing-table" class="empty">no rule is firing</p>')
+         + _html_table("alerts-history-table", data.alert_history)),
         ("notes", "Notes overlapping this window",
          f'<ul id="notes-list" class="notes">{note_items}</ul>' if note_items
          else '<p id="notes-list" class="empty">no notes</p>'),

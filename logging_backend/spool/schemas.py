@@ -49,9 +49,13 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("dtype", _STR),
             ("shape", pa.list_(pa.uint32())),
             ("values_f64", pa.list_(pa.float64())),
+            ("values_f32", pa.list_(pa.float32())),  # float32/float16 tensors (migration 0030)
             ("values_str", pa.list_(pa.binary())),
             ("summary", pa.map_(_STR, pa.float64())),
             ("policy", _STR),
+            ("digest", _STR),  # at both ends of an arrow (migration 0030)
+            ("source_stage", _STR),  # an input stored as a reference to this stage's output
+            ("source_name", _STR),
         ]
     ),
     "predictions": pa.schema(

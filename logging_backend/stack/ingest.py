@@ -10,6 +10,7 @@ from pathlib import Path
 from logging_backend import config, store
 from logging_backend.collector.shipper import Shipper
 from logging_backend.errors import StoreError
+from logging_backend.spool import layout
 from logging_backend.spool.layout import SEGMENT_SUFFIX, TMP_SUFFIX, check_table
 from logging_backend.stack.query import uses_collector
 
@@ -21,7 +22,8 @@ def ingest(
 ) -> dict[str, int]:
     """Load spool segments brought from another machine into the home's store.
 
-    ``source`` is a spool directory (``<table>/<segment>.arrow``) or a home holding ``spool/``.
+    ``source`` is a spool directory (v1 ``<table>/<segment>.arrow`` and v2 ``<segment>.seg``
+    files) or a home holding ``spool/``.
     The segments are copied into this home's spool (the source is left as it is); a running
     collector ships them, otherwise they are shipped here directly. Returns when they are in.
 
@@ -48,6 +50,15 @@ def ingest(
             shutil.copyfile(segment, tmp)
             os.rename(tmp, target)
             copied.append(target)
+    for segment in layout.container_segments(spool):  # v2: one file per flush, every table
+        target = settings.spool_dir / segment.name
+        if target.exists():
+            continue
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + TMP_SUFFIX)
+        shutil.copyfile(segment, tmp)
+        os.rename(tmp, target)
+        copied.append(target)
     if not copied:
         raise StoreError(f"no spool segments (<table>/*.arrow) under {spool}")
     if uses_collector(settings) is not None:

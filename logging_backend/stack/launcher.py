@@ -53,7 +53,7 @@ LOG_TAIL_LINES = 40
 
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
 STUB = "triton_python_backend_stub"
-COLLECTOR_MODULE = "logging_backend.collector"
+COLLECTOR_MODULE = "logging_backend.stack.collector_process"  # the collector + alerts
 # Packages of this repository that model.py files import (linked into the backend folder).
 STUB_PACKAGES = ("logging_backend", "adapters", "riskpipe", "training")
 
@@ -382,6 +382,7 @@ def stack_env(
             config.LOGGING: "on" if settings.logging else "off",
             config.FLUSH_MS: str(settings.flush_ms),
             config.SPOOL_BUDGET_MB: str(settings.spool_budget_mb),
+            config.SPOOL_MIN_FREE_MB: str(settings.spool_min_free_mb),
             config.DEVICE: settings.device,
             config.TRITONSERVER: str(binary),
             config.TRITON_VERSION: version,

@@ -7,6 +7,7 @@ and the collector's query endpoint execute. Migrations: :mod:`logging_backend.st
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from pathlib import Path
@@ -45,6 +46,7 @@ TRANSIENT_CODES = frozenset(
         236,  # ABORTED
         241,  # MEMORY_LIMIT_EXCEEDED
         242,  # TABLE_IS_READ_ONLY
+        243,  # NOT_ENOUGH_SPACE: the store's disk is full; space comes back (budget, merges)
         252,  # TOO_MANY_PARTS
         285,  # TOO_FEW_LIVE_REPLICAS
         319,  # UNKNOWN_STATUS_OF_INSERT
@@ -53,6 +55,9 @@ TRANSIENT_CODES = frozenset(
     }
 )
 _CODE = re.compile(r"Code: (\d+)\.")
+# A full disk is never bad data, whatever code wraps it.
+_NO_SPACE = re.compile(r"No space left on device|ENOSPC|NOT_ENOUGH_SPACE|Disk quota exceeded")
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 _chdb_clients: dict[str, Client] = {}
 
@@ -123,7 +128,10 @@ def connect(dsn: str) -> Client:
             "http(s)://user:pass@host:port"
         )
     try:
-        return clickhouse_connect.get_client(dsn=dsn, connect_timeout=5, send_receive_timeout=60)
+        # lz4: insert bodies (Arrow buffers) and results are compressed on the wire.
+        return clickhouse_connect.get_client(
+            dsn=dsn, connect_timeout=5, send_receive_timeout=60, compress="lz4"
+        )
     except ClickHouseError as exc:
         raise StoreError(f"cannot reach ClickHouse at {redact(dsn)}: {exc}") from exc
 
@@ -164,10 +172,19 @@ def close_all() -> None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Tell whether an error from the store is worth retrying (network, overload, timeouts)."""
+    """Tell whether an error from the store is worth retrying.
+
+    Network, overload and timeouts, and a full disk on either side (ENOSPC, chDB's
+    NOT_ENOUGH_SPACE): the same insert succeeds once space is back.
+    """
     if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
         return True
-    match = _CODE.search(str(exc))
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE_ERRNOS:
+        return True
+    text = str(exc)
+    if _NO_SPACE.search(text):
+        return True
+    match = _CODE.search(text)
     return bool(match) and int(match.group(1)) in TRANSIENT_CODES
 
 

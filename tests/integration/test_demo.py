@@ -44,6 +44,12 @@ def test_demo_runs_end_to_end_and_stops_its_stack(tmp_path: Path) -> None:
         assert "served requests are in ClickHouse" in output
         assert re.search(r"lineage of request demo-[0-9a-f]{6}-lineage", output), output
         assert re.search(r"stage_tensors\s*│\s*[1-9]", output), output
+        # the drift alert fires in the drift phase and resolves after it; both are in ClickHouse
+        assert "alert fired at" in output and "feature_drift" in output, output
+        assert "alert resolved at" in output, output
+        # the replay: every stage matches on the served versions, mlp v1 differs
+        assert "every stage of the replay matches the log bit for bit (6 stages" in output
+        assert re.search(r"│ mlp\s+│\s+v2 │\s+v1 │\s+no │", output), output
         assert "stopped tritonserver" in output and "stopped collector" in output
     finally:
         launcher.down(config.load(home=home))

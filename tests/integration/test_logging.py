@@ -23,6 +23,7 @@ from tritonclient.utils import InferenceServerException
 
 from logging_backend.collector import service as collector
 from logging_backend.config import Settings
+from logging_backend.spool import layout
 from logging_backend.stack import launcher, query
 from riskpipe.schema import CLASSES
 from training.generator import generate
@@ -183,6 +184,50 @@ def test_logged_aggregate_is_the_mean_of_the_logged_members(logged) -> None:
         assert diff < 1e-6, (request_id, row, diff)
 
 
+def test_every_inner_arrow_is_stored_once_and_held(logged) -> None:
+    stack, ids, _ = logged
+    refs = rows(
+        stack.settings,
+        "SELECT stage, name, source_stage, source_name, length(values_f32) + length(values_f64)"
+        " + length(values_str), length(digest) FROM stagelog.stage_tensors"
+        " WHERE direction = 'input' AND request_id IN {ids:Array(String)}",
+        ids=ids,
+    )
+    by_input = {(r[0], r[1]): (r[2], r[3], int(r[4]), int(r[5])) for r in refs}
+    for member in ("mlp", "forest", "logreg"):  # FEATURES once, by `features`
+        assert by_input[member, "FEATURES"] == ("features", "FEATURES", 0, 32)
+    assert by_input["aggregate", "MLP_PROBS"] == ("mlp", "PROBS", 0, 32)
+    assert by_input["features", "PROCESSED"] == ("preprocess", "PROCESSED", 0, 32)
+    assert by_input["preprocess", "RAW"] == ("", "", 2, 0)  # the ensemble's input: in full
+    resolved = rows(
+        stack.settings,
+        "SELECT stage, name, digest_ok, length(values_num) FROM stagelog.tensor_values"
+        " WHERE resolved = 'ref' AND request_id IN {ids:Array(String)}",
+        ids=ids,
+    )
+    assert resolved and all(int(r[2]) == 1 for r in resolved), resolved
+    assert all(int(r[3]) == 2 * 45 for r in resolved if r[1] == "FEATURES")  # producer's values
+    assert scalar(
+        stack.settings,
+        "SELECT count() FROM stagelog.arrow_integrity WHERE request_id IN {ids:Array(String)}",
+        ids=ids,
+    ) == 0
+    floats = rows(
+        stack.settings,
+        "SELECT dtype, length(values_f32), length(values_f64) FROM stagelog.stage_tensors"
+        " WHERE stage = 'features' AND name = 'FEATURES' AND request_id = {rid:String}",
+        rid=ids[0],
+    )
+    assert [(r[0], int(r[1]), int(r[2])) for r in floats] == [("float32", 2 * 45, 0)]  # Float32
+    reasons = rows(
+        stack.settings,
+        "SELECT DISTINCT stage, reason FROM stagelog.logging_policy"
+        " WHERE scope = 'arrows' AND policy = 'digest'",
+    )
+    assert {r[0] for r in reasons} >= {"features", "mlp", "forest", "logreg", "aggregate"}
+    assert all("logging_arrows=full" in r[1] for r in reasons)
+
+
 def test_lineage_shows_every_stage_in_pipeline_order(logged) -> None:
     stack, ids, _ = logged
     env = dict(os.environ, STAGELOG_HOME=str(stack.home), STAGELOG_DSN=stack.settings.dsn,
@@ -289,7 +334,7 @@ def _stop_running_collector(settings: Settings, sig: int) -> None:
 
 
 def _spool_segments(settings: Settings) -> int:
-    return len(list(settings.spool_dir.glob("*/*.arrow")))
+    return len(layout.list_segments(settings.spool_dir))  # v2 files and v1 table files
 
 
 def _score_many(stack: RunningStack, prefix: str, n: int) -> list[str]:
@@ -331,7 +376,7 @@ def test_records_survive_a_store_outage_of_1000_requests(own_stack: RunningStack
     _stop_running_collector(settings, signal.SIGTERM)
     ids = _score_many(own_stack, f"outage-{uuid.uuid4().hex[:6]}", 1000)
     assert own_stack.alive()
-    time.sleep(0.5)  # the stages' last flush
+    time.sleep(1.5)  # the stages' last flush (STAGELOG_FLUSH_MS, 1 s by default)
     assert _spool_segments(settings) > 0
     _start_collector(settings)
     _assert_exactly_once(settings, ids)

@@ -6,6 +6,7 @@ import json
 import re
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ def doc_queries() -> list[tuple[int, str, str]]:
 
 
 def test_the_doc_has_one_query_per_arrow() -> None:
-    assert [n for n, _, _ in doc_queries()] == list(range(1, 11))
+    # 1-10: the ten arrows; 11-13: their history from the hourly rollups (raw rows expired)
+    assert [n for n, _, _ in doc_queries()] == list(range(1, 14))
 
 
 def run(stack: RunningStack, sql: str, params: dict[str, str]) -> list[dict]:
@@ -67,7 +69,12 @@ def params(stack: RunningStack) -> dict[str, str]:
     while run(stack, ready_sql, {"request_id": request_id})[0]["n"] < expected:
         assert time.monotonic() < deadline, "the request and its action did not arrive"
         time.sleep(0.2)
-    return {"request_id": request_id}
+    now = datetime.now(timezone.utc)
+    return {
+        "request_id": request_id,
+        "h_from": (now - timedelta(days=400)).strftime("%Y-%m-%d %H:00:00"),
+        "h_to": (now + timedelta(hours=1)).strftime("%Y-%m-%d %H:00:00"),
+    }
 
 
 @pytest.mark.parametrize("number,title,sql", doc_queries(), ids=lambda v: str(v)[:20])
@@ -90,3 +97,7 @@ def test_doc_query_answers_with_real_data(stack, params, number, title, sql) -> 
         assert any(r["request_id"] == params["request_id"] for r in found)
     if number == 10:
         assert any(r["title"] == f"doc test {params['request_id']}" for r in found)
+    if number == 11:
+        assert all(int(r["rows"]) > 0 for r in found)
+    if number == 13:
+        assert any(r["field"] == "country" and int(r["imputed"]) > 0 for r in found)

@@ -170,8 +170,28 @@ def status(home: HomeOption = None) -> None:
         )
     _print_collector(report.home)
     typer.echo("ready: " + ("yes" if report.ready else "no"))
+    if report.stack and report.stack.get("query_url"):
+        _print_alerts(report.home)
     if not report.running:
         raise typer.Exit(3)
+
+
+def _print_alerts(home: Path) -> None:
+    """One line per alert rule firing now (stagelog.alerts), or that none is."""
+    from logging_backend import config
+    from logging_backend.insights import metrics
+    from logging_backend.stack import query
+
+    try:
+        firing = metrics.alerts_firing(query.settings_query(config.load(home=home)))
+    except StagelogError as exc:
+        typer.echo(f"alerts: unknown ({exc})")
+        return
+    if not firing:
+        typer.echo("alerts: none firing")
+    for alert in firing:
+        typer.echo(f"alert firing: {alert['rule']} ({alert['severity']}) since {alert['since']}: "
+                   f"{alert['message']}")
 
 
 # ------------------------------------------------------------ migrate / sql / lineage / ingest
@@ -279,6 +299,12 @@ def ingest(
 from logging_backend.stack.cli.insights import register as _register_insights  # noqa: E402
 
 _register_insights(app)
+
+# ------------------------------------------------------------------------- replay / alerts
+# Owner: replay and alerts (logging_backend/stack/cli/replay.py).
+from logging_backend.stack.cli.replay import register as _register_replay  # noqa: E402
+
+_register_replay(app)
 
 
 def main() -> None:

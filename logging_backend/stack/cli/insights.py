@@ -132,6 +132,16 @@ def _table(console: Any, title: str, rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+def print_alerts(firing: list[Any], history: list[Any], console: Any) -> None:
+    """Print the alerts firing now and the latest transitions (``stagelog.alerts``)."""
+    if firing:
+        _table(console, "alerts firing now", firing)
+    else:
+        console.print("alerts: none firing", style="green")
+    if history:
+        _table(console, f"latest alert transitions ({len(history)})", history)
+
+
 def print_metrics(result: Any, console: Any, top_features: int = 10) -> None:
     """Print a ``metrics.Metrics`` as tables, then the notes that overlap its window."""
     from logging_backend.insights import notes  # noqa: PLC0415
@@ -151,6 +161,7 @@ def print_metrics(result: Any, console: Any, top_features: int = 10) -> None:
            drift)
     if result.unmatched:
         _table(console, "feedback for unknown (request_id, row)", result.unmatched)
+    print_alerts(result.alerts, result.alert_history, console)
     if result.notes:
         console.print("notes overlapping this window:", style="bold")
         for line in notes.format_lines(result.notes):

@@ -8,12 +8,14 @@ import triton_python_backend_utils as pb_utils
 from adapters import triton_io
 from adapters.stage_model import StageModel
 from riskpipe.preprocess import DEFAULT_DEDUP_CAPACITY, Preprocessor, dumps_row
+from riskpipe.replay import ReplayError, from_request
 
 
 class TritonPythonModel(StageModel):
     """Parses, validates, deduplicates, converts, clips and imputes each row."""
 
     pb = pb_utils
+    errors = (*StageModel.errors, ReplayError)
     row_input = "RAW"
 
     def setup(self, args):
@@ -29,7 +31,8 @@ class TritonPythonModel(StageModel):
         """RAW rows in; the id (one per row) and the processed rows out."""
         raw = triton_io.strings(pb_utils, request, "RAW")
         rec.input("RAW", raw)
-        processed = self.stage.process(list(raw[:, 0]))
+        # a replay (riskpipe.replay) uses the logged duplicate flags and time of arrival
+        processed = self.stage.process(list(raw[:, 0]), from_request(request))
         request_id = rec.request_id
         ids = np.array([request_id.encode("utf-8")] * len(processed), dtype=np.object_)
         out = np.array([dumps_row(row) for row in processed], dtype=np.object_)

@@ -107,7 +107,7 @@ def test_int_column_checks_dtype_and_shape():
 @pytest.mark.parametrize("logging", ["on", "off"])
 def test_reports_go_through_the_stage_log_even_with_logging_off(tmp_path, monkeypatch, logging):
     from logging_backend.capture.stage import StageLog
-    from logging_backend.spool.layout import read_table_segment as read_segment
+    from logging_backend.spool import layout
 
     monkeypatch.setenv("STAGELOG_HOME", str(tmp_path))
     monkeypatch.setenv("STAGELOG_LOGGING", logging)
@@ -119,10 +119,13 @@ def test_reports_go_through_the_stage_log_even_with_logging_off(tmp_path, monkey
         for table, rows in table_rows(reports).items():
             rec.table_rows(table, rows)
     log.close()
-    events = list((tmp_path / "spool" / "stage_events").glob("*.arrow"))
+    spooled: dict[str, list] = {}  # table -> its parts, whatever the segment format
+    for ref in layout.list_segments(tmp_path / "spool"):
+        for table, data in layout.read_segment(ref.path).items():
+            spooled.setdefault(table, []).append(data)
+    events = spooled.get("stage_events", [])
     assert bool(events) == (logging == "on")  # instrumentation only when logging is on
-    labels = [read_segment(p) for p in sorted((tmp_path / "spool" / "labels").glob("*.arrow"))]
-    actions = [read_segment(p) for p in sorted((tmp_path / "spool" / "actions").glob("*.arrow"))]
+    labels, actions = spooled["labels"], spooled["actions"]
     assert sum(t.num_rows for t in labels) == 2 and sum(t.num_rows for t in actions) == 1
     assert actions[0].column_names == ["ts", "request_id", "row", "value", "detail", "report_id"]
     assert actions[0].to_pylist()[0]["report_id"] == report_id(RID, 0, "action", "approve")

@@ -14,11 +14,13 @@ import pytest
 from logging_backend.capture.exporter import SpoolExporter
 from logging_backend.capture.stage import StageLog
 from logging_backend.errors import SpoolError
+from logging_backend.spool import layout
 from logging_backend.spool.layout import host_name as safe_host
 from logging_backend.spool.layout import read_table_segment as read_segment
 from logging_backend.spool.schemas import SCHEMAS
 
 NAME = re.compile(r"^\d{19}-[A-Za-z0-9_.]+-\d+-\d{8}\.arrow$")
+V2_NAME = re.compile(r"^\d{19}-[A-Za-z0-9_.]+-\d+-\d{8}\.seg$")
 
 
 def _run_stage(tmp_path, monkeypatch, params=None):
@@ -44,42 +46,57 @@ def _run_stage(tmp_path, monkeypatch, params=None):
     return tmp_path / "home" / "spool", raw
 
 
+def _read_all(spool):
+    """Every table's rows in the spool, whatever the segment format."""
+    out = {}
+    for ref in layout.list_segments(spool):
+        for table, data in layout.read_segment(ref.path).items():
+            out.setdefault(table, []).append(data)
+    return {t: pa.concat_tables(parts) for t, parts in out.items()}
+
+
 def test_segments_are_named_atomic_and_readable_with_the_table_schema(tmp_path, monkeypatch):
     spool, raw = _run_stage(
         tmp_path, monkeypatch, {"logging_policy": "summary", "logging_reason": "r"}
     )
-    tables = sorted(p.name for p in spool.iterdir())
-    assert tables == [
+    names = os.listdir(spool)
+    assert names and all(V2_NAME.match(n) for n in names), names  # v2, no .tmp left behind
+    assert all(f"-{safe_host()}-{os.getpid()}-" in n for n in names)
+    tables = _read_all(spool)
+    assert sorted(tables) == [
         "logging_policy",
         "model_versions",
         "predictions",
         "stage_events",
         "stage_tensors",
     ]
-    rows = {}
-    for folder in spool.iterdir():
-        names = os.listdir(folder)
-        assert names and all(NAME.match(n) for n in names), names  # no .tmp left behind
-        for n in names:
-            assert f"-{safe_host()}-{os.getpid()}-" in n
-            table = read_segment(folder / n)
-            assert table.schema.equals(SCHEMAS[folder.name]), folder.name
-            rows[folder.name] = rows.get(folder.name, 0) + table.num_rows
-    assert rows == {
+    for name, table in tables.items():
+        assert table.schema.equals(SCHEMAS[name]), name
+    assert {name: t.num_rows for name, t in tables.items()} == {
         "stage_events": 5,
         "stage_tensors": 10,
         "predictions": 10,
         "model_versions": 1,
         "logging_policy": 1,
     }
-    ev = pa.concat_tables(read_segment(p) for p in (spool / "stage_events").iterdir())
+    ev = tables["stage_events"]
     assert all(r > 0 for r in ev.column("rss_bytes").to_pylist())  # sampled by the flush thread
     assert ev.column("gpu_ms").null_count == 5  # NULL, not 0
 
 
+def test_v1_format_writes_one_file_per_table_of_a_flush(tmp_path, monkeypatch):
+    monkeypatch.setenv("STAGELOG_SPOOL_FORMAT", "v1")
+    spool, _ = _run_stage(tmp_path, monkeypatch)
+    folders = sorted(p.name for p in spool.iterdir())
+    assert folders == ["model_versions", "predictions", "stage_events", "stage_tensors"]
+    for folder in spool.iterdir():
+        assert all(NAME.match(n) for n in os.listdir(folder))
+    assert _read_all(spool)["stage_events"].num_rows == 5
+
+
 def test_raw_bytes_survive_the_segment_byte_for_byte(tmp_path, monkeypatch):
     spool, raw = _run_stage(tmp_path, monkeypatch)
-    tensors = pa.concat_tables(read_segment(p) for p in (spool / "stage_tensors").iterdir())
+    tensors = _read_all(spool)["stage_tensors"]
     processed = [r for r in tensors.to_pylist() if r["name"] == "PROCESSED"]
     assert len(processed) == 5
     assert all(r["values_str"] == list(raw) for r in processed)

@@ -55,8 +55,9 @@ def test_gpu_probe_memory_is_this_process_from_nvml_then_cupy_pool():
         "gpu", 0, cupy=FakeCupy(pool_bytes=777), nvml=FakeNvml(pids={1: 5})
     )
     assert probe.memory_bytes() == 777
-    probe = gpu_probe.GpuProbe.create("gpu", 0, cupy=FakeCupy(pool_bytes=9),
-                                nvml=FakeNvml(fail_init=True))
+    probe = gpu_probe.GpuProbe.create(
+        "gpu", 0, cupy=FakeCupy(pool_bytes=9), nvml=FakeNvml(fail_init=True)
+    )
     assert probe.memory_bytes() == 9
 
 
@@ -197,8 +198,10 @@ def test_sampler_without_nvml_is_a_noop_that_says_why(caplog):
 
 def test_sampler_thread_writes_system_samples_segments(tmp_path):
     thread = sampler.SamplerThread(
-        tmp_path / "spool", sampler.DeviceSampler(nvml=FakeNvml(count=1)),
-        interval_s=0.01, segment_every_s=0.05,
+        tmp_path / "spool",
+        sampler.DeviceSampler(nvml=FakeNvml(count=1)),
+        interval_s=0.01,
+        segment_every_s=0.05,
     ).start()
     time.sleep(0.3)
     thread.stop()

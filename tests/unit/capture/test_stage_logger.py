@@ -91,7 +91,7 @@ def test_request_record_has_identity_timing_tensors_and_predictions(repo):
     }
     assert tensors["input", "RAW"]["values_str"] == list(raw)  # byte for byte
     assert tensors["input", "RAW"]["dtype"] == "BYTES" and tensors["input", "RAW"]["shape"] == [3]
-    assert tensors["input", "FEATURES"]["values_f64"] == feats.ravel().tolist()
+    assert tensors["input", "FEATURES"]["values_f32"] == feats.ravel().tolist()
     assert tensors["input", "FEATURES"]["shape"] == [3, 2]
     assert tensors["input", "FEATURES"]["dtype"] == "float32"
     assert tensors["state", "card_state.mean_amount"]["values_f64"] == [1.5, 2.5, 3.5]
@@ -191,7 +191,7 @@ def test_logged_tensor_is_a_copy_taken_at_call_time(repo):
         arr[:] = 7  # Triton reuses input memory after the response; the log must not see it
     log.close()
     (t,) = _tables(exporter)["stage_tensors"]
-    assert t["values_f64"] == [0.0, 0.0, 0.0, 0.0]
+    assert t["values_f32"] == [0.0, 0.0, 0.0, 0.0] and t["values_f64"] == []
 
 
 def test_bytes_request_id_is_decoded(repo):
@@ -267,7 +267,7 @@ def test_summary_policy_keeps_statistics_not_values_and_says_why(repo):
     log.close()
     tables = _tables(exporter)
     t = {x["name"]: x for x in tables["stage_tensors"]}
-    assert t["X"]["values_f64"] == [] and t["X"]["policy"] == "summary"
+    assert t["X"]["values_f64"] == t["X"]["values_f32"] == [] and t["X"]["policy"] == "summary"
     assert dict(t["X"]["summary"]) == {
         "count": 4.0,
         "nan_count": 1.0,
@@ -404,7 +404,7 @@ def test_gpu_arrays_are_copied_on_device_and_fetched_by_the_flush_thread(repo):
     log.close()
     tables = _tables(exporter)
     (t,) = tables["stage_tensors"]
-    assert t["values_f64"] == [1.0] * 6 and t["shape"] == [2, 3]
+    assert t["values_f32"] == [1.0] * 6 and t["shape"] == [2, 3]
     assert [p["predicted_class"] for p in tables["predictions"]] == [
         _class_names(3)[2],
         _class_names(3)[0],
@@ -428,8 +428,11 @@ with log.request("never-closed", rows=1) as rec:
     env = dict(os.environ, STAGELOG_HOME=str(tmp_path / "home"), STAGELOG_FLUSH_MS="600000")
     env.pop("STAGELOG_LOGGING", None)
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
-    segments = list((tmp_path / "home" / "spool" / "stage_events").glob("*.arrow"))
-    assert len(segments) == 1
+    from logging_backend.spool import layout
+
+    segments = layout.list_segments(tmp_path / "home" / "spool")
+    assert len(segments) == 1  # one flush: one v2 segment holding every table
+    assert layout.read_segment(segments[0].path)["stage_events"].num_rows == 1
 
 
 @pytest.mark.parametrize("size", [5, 1000])

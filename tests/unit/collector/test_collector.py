@@ -24,14 +24,15 @@ REPO = Path(__file__).resolve().parents[3]
 STAGELOG = [sys.executable, "-m", "logging_backend.stack.cli"]
 
 
-def env_for(home: Path) -> dict[str, str]:
+def env_for(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env.pop("STAGELOG_DSN", None)
     env.update(
         STAGELOG_HOME=str(home),
         STAGELOG_COLLECT_INTERVAL_MS="100",
         PYTHONPATH=str(REPO),
     )
-    env.pop("STAGELOG_DSN", None)
+    env.update(extra or {})
     return env
 
 
@@ -63,12 +64,13 @@ def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 class Running:
     """A collector subprocess on ``home``; always stopped."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, extra_env: dict[str, str] | None = None):
         self.home = home
+        home.mkdir(parents=True, exist_ok=True)
         self.log = open(home / "collector.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "logging_backend.collector"],
-            cwd=REPO, env=env_for(home), stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=REPO, env=env_for(home, extra_env), stdout=self.log, stderr=subprocess.STDOUT,
         )
         info_path = home / "run" / "collector.json"
         deadline = time.monotonic() + 60
@@ -234,6 +236,11 @@ def test_ingest_loads_segments_from_another_machine(tmp_path):
         layout.write_table_segment(more, "stage_events", events(["gpu3"]))
         assert "ingested 1 segments" in cli(home, "ingest", str(more)).stdout
         assert count(run, "SELECT count() FROM stagelog.stage_events") == 4
+        v2 = tmp_path / "v2"  # what stages write since issue 11: one file per flush
+        layout.write_segment(v2, {"stage_events": events(["gpu4", "gpu5"])})
+        assert "ingested 1 segments" in cli(home, "ingest", str(v2)).stdout
+        assert count(run, "SELECT count() FROM stagelog.stage_events") == 6
+        assert len(layout.container_segments(v2)) == 1  # the source is left as it was
         assert run.stop() == 0
 
 

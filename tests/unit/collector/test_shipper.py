@@ -1,13 +1,16 @@
-"""Shipper: batching, dedup tokens, manifests, rejection and the disk budget (fake client).
+"""Shipper: exactly-once batches, bisection of refused segments, full disks (fake store).
 
-The real engine's handling of the tokens is checked in test_collector.py.
+The fake store deduplicates by (table, token) like ClickHouse's insert_deduplication_token,
+so "no row twice" is checked on what it kept. The real engine is in test_collector.py and
+test_exactly_once.py.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,41 +18,71 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from logging_backend.collector import shipper as sh
-from logging_backend.errors import StoreUnavailable
+from logging_backend.collector.budget import Budget, DropLog, Reserve
+from logging_backend.errors import SpoolFull, StoreUnavailable
 from logging_backend.spool import layout
 
+TYPE_MISMATCH = "Code: 53. DB::Exception: Type mismatch in column wall_ms. (TYPE_MISMATCH)"
+NO_SPACE = "Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)"
 
-class FakeClient:
-    """Records inserts; ``fail`` decides per call whether (and how) an insert fails."""
 
-    def __init__(self, fail=None):
-        self.inserts: list[tuple[str, pa.Table, str]] = []
-        self.fail = fail
+class Crash(BaseException):
+    """The collector dies (SIGKILL) in the middle of an insert sequence."""
+
+
+class FakeStore:
+    """Keeps rows per table; a repeated (table, token) adds nothing; ``refuse`` may raise."""
+
+    def __init__(self, refuse=None, crash_after=None):
+        self.refuse = refuse
+        self.crash_after = crash_after
+        self.sent: list[tuple[str, str, int, dict]] = []
+        self.kept: set[tuple[str, str]] = set()
+        self.rows: dict[str, list[dict]] = {}
 
     def insert_arrow(self, table, data, settings=None):
-        if self.fail is not None:
-            exc = self.fail(table, data)
+        if self.crash_after is not None and len(self.sent) >= self.crash_after:
+            raise Crash
+        token = settings["insert_deduplication_token"]
+        self.sent.append((table, token, data.num_rows, dict(settings)))
+        if self.refuse is not None:
+            exc = self.refuse(table, data)
             if exc is not None:
                 raise exc
-        self.inserts.append((table, data, settings["insert_deduplication_token"]))
+        if (table, token) in self.kept:
+            return
+        self.kept.add((table, token))
+        self.rows.setdefault(table.split(".")[-1], []).extend(data.to_pylist())
+
+    def ids(self, table):
+        return Counter(r["request_id"] for r in self.rows.get(table, []))
 
 
-def events(ids, ts=None, extra=None):
-    now = ts or time.time_ns() // 1000
-    cols = {
-        "ts": pa.array([now] * len(ids), pa.timestamp("us", tz="UTC")),
-        "request_id": list(ids),
-        "stage": ["preprocess"] * len(ids),
-        "wall_ms": [1.0] * len(ids),
-    }
-    cols.update(extra or {})
-    return pa.table(cols)
+def now_us():
+    return time.time_ns() // 1000
 
 
-def tensors(n_values, rid="r"):
+def events(ids, wall=1.0):
     return pa.table(
         {
-            "ts": pa.array([time.time_ns() // 1000], pa.timestamp("us", tz="UTC")),
+            "ts": pa.array([now_us()] * len(ids), pa.timestamp("us", tz="UTC")),
+            "request_id": list(ids),
+            "stage": ["preprocess"] * len(ids),
+            "wall_ms": pa.array([wall] * len(ids), pa.float64()),
+        }
+    )
+
+
+def bad_events(ids):
+    """The column of the wrong type that made the store refuse a segment in the probe."""
+    t = events(ids)
+    return t.set_column(3, "wall_ms", pa.array(["fast"] * len(ids)))
+
+
+def tensors(rid, n_values=10):
+    return pa.table(
+        {
+            "ts": pa.array([now_us()], pa.timestamp("us", tz="UTC")),
             "request_id": [rid],
             "stage": ["features"],
             "values_f64": pa.array([[0.5] * n_values], pa.list_(pa.float64())),
@@ -57,175 +90,426 @@ def tensors(n_values, rid="r"):
     )
 
 
-def write_many(spool: Path, table: str, count: int, start: int = 0) -> list[Path]:
-    return [
-        layout.write_table_segment(
-            spool, table, events([f"r{i}"]), name=f"{1000 + i:019d}-h-1-{i:08d}.arrow"
-        )
-        for i in range(start, start + count)
+def identity(model="mlp"):
+    return pa.table(
+        {
+            "ts": pa.array([now_us()], pa.timestamp("us", tz="UTC")),
+            "model_name": [model],
+            "model_version": ["1"],
+        }
+    )
+
+
+def name(i: int, pid: int = 1) -> str:
+    """A segment file name that sorts by ``i``."""
+    return f"{1000 + i:019d}-h-{pid}-{i:08d}.arrow"
+
+
+def v1(spool: Path, table: str, data: pa.Table, i: int) -> Path:
+    """A segment of one table."""
+    return layout.write_table_segment(spool, table, data, name=name(i))
+
+
+def flush(spool: Path, tables: dict[str, pa.Table], i: int) -> list[Path]:
+    """One flush of one process holding several tables (whatever the layout's format)."""
+    return layout.write_segment(spool, tables, name=name(i, pid=2))
+
+
+def key(path: Path) -> str:
+    """A segment's key as the shipper names it (manifests, tokens): its path in the spool.
+
+    Test spools are ``tmp_path`` itself, so a v1 file is ``<table>/<file>``, a v2 one ``<file>``.
+    """
+    return path.name if path.name.endswith(".seg") else f"{path.parent.name}/{path.name}"
+
+
+def base(file_name: str) -> str:
+    """A segment's name without its format's suffix (``.arrow`` v1, ``.seg`` v2)."""
+    return file_name.rsplit(".", 1)[0]
+
+
+def manifests(spool: Path) -> list[Path]:
+    return sh.Shipper(None, spool).manifests()
+
+
+def files(directory: Path) -> list[str]:
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
+
+
+def many(spool: Path, count: int, start: int = 0, table: str = "stage_events") -> list[Path]:
+    return [v1(spool, table, events([f"r{i}"]), i) for i in range(start, start + count)]
+
+
+def refuse_bad(table, data):
+    if "wall_ms" in data.schema.names and data.schema.field("wall_ms").type == pa.string():
+        return DatabaseError(TYPE_MISMATCH)
+    return None
+
+
+# ---------------------------------------------------------------- batches and tokens
+
+
+def test_many_segments_become_one_insert_per_table_with_tokens_from_their_names(tmp_path):
+    paths = many(tmp_path, 50)
+    paths += flush(tmp_path, {"stage_events": events(["m"]), "stage_tensors": tensors("m")}, 60)
+    expected = [key(p) for p in paths if "stage_events" in layout.segment_tables(p)]
+    store = FakeStore()
+    rows = sh.Shipper(store, tmp_path).ship_all()
+    assert rows == 52
+    assert [(t, n) for t, _, n, _ in store.sent] == [
+        ("stagelog.stage_events", 51), ("stagelog.stage_tensors", 1)
     ]
+    assert layout.list_segments(tmp_path) == []  # deleted once every table in it was shipped
+    assert store.sent[0][1] == sh.batch_token("stage_events", expected)
+    assert not manifests(tmp_path)
 
 
-def test_segment_names_sort_by_time_and_never_repeat(tmp_path):
-    names = [layout.segment_name() for _ in range(100)]
-    assert len(set(names)) == 100
-    assert names == sorted(names)
-    path = layout.write_table_segment(tmp_path, "stage_events", events(["a", "b"]))
-    assert path.parent == tmp_path / "stage_events"
-    assert not list(tmp_path.rglob("*.tmp"))
-    assert layout.read_table_segment(path).column("request_id").to_pylist() == ["a", "b"]
-
-
-def test_many_segments_become_one_insert_with_a_token_from_their_names(tmp_path):
-    paths = write_many(tmp_path, "stage_events", 50)
-    client = FakeClient()
-    rows = sh.Shipper(client, tmp_path).ship_all()
-    assert rows == 50
-    assert len(client.inserts) == 1
-    table, data, token = client.inserts[0]
-    assert table == "stagelog.stage_events"
-    assert sorted(data.column("request_id").to_pylist()) == sorted(f"r{i}" for i in range(50))
-    assert token == layout.batch_token("stage_events", [p.name for p in paths])
-    assert list((tmp_path / "stage_events").iterdir()) == []  # segments and manifest gone
+def test_every_insert_is_synchronous_and_deduplicated(tmp_path):
+    many(tmp_path, 2)
+    store = FakeStore()
+    sh.Shipper(store, tmp_path).ship_all()
+    (_, token, _, settings), = store.sent
+    assert settings == {"async_insert": 0, "insert_deduplicate": 1,
+                        "insert_deduplication_token": token}
 
 
 def test_batches_are_capped_by_segments_and_bytes(tmp_path):
-    write_many(tmp_path, "stage_events", 25)
-    client = FakeClient()
-    sh.Shipper(client, tmp_path, max_batch_segments=10).ship_all()
-    assert [d.num_rows for _, d, _ in client.inserts] == [10, 10, 5]
-    write_many(tmp_path, "stage_events", 6)
-    size = (tmp_path / "stage_events").iterdir().__next__().stat().st_size
-    client = FakeClient()
-    sh.Shipper(client, tmp_path, max_batch_bytes=size * 2).ship_all()
-    assert [d.num_rows for _, d, _ in client.inserts] == [2, 2, 2]
+    many(tmp_path, 25)
+    store = FakeStore()
+    sh.Shipper(store, tmp_path, max_batch_segments=10).ship_all()
+    assert [n for *_, n, _ in store.sent] == [10, 10, 5]
+    paths = many(tmp_path, 6)
+    store = FakeStore()
+    sh.Shipper(store, tmp_path, max_batch_bytes=paths[0].stat().st_size * 2).ship_all()
+    assert [n for *_, n, _ in store.sent] == [2, 2, 2]
 
 
 def test_segments_with_column_subsets_are_concatenated(tmp_path):
-    layout.write_table_segment(tmp_path, "stage_events", events(["a"]))
-    layout.write_table_segment(tmp_path, "stage_events", events(["b"], extra={"gpu_ms": [2.5]}))
-    client = FakeClient()
-    sh.Shipper(client, tmp_path).ship_all()
-    (_, data, _), = client.inserts
-    assert data.column("gpu_ms").to_pylist() == [None, 2.5]
+    v1(tmp_path, "stage_events", events(["a"]), 0)
+    v1(tmp_path, "stage_events", events(["b"]).append_column("gpu_ms", pa.array([2.5])), 1)
+    store = FakeStore()
+    sh.Shipper(store, tmp_path).ship_all()
+    assert [r.get("gpu_ms") for r in store.rows["stage_events"]] == [None, 2.5]
 
 
 def test_transient_failure_keeps_segments_and_the_retry_reuses_the_batch(tmp_path):
-    paths = write_many(tmp_path, "stage_events", 3)
-    down = FakeClient(fail=lambda *_: OperationalError("connection refused"))
-    ship = sh.Shipper(down, tmp_path)
+    paths = many(tmp_path, 3)
+    ship = sh.Shipper(FakeStore(refuse=lambda *_: OperationalError("connection refused")),
+                      tmp_path)
     with pytest.raises(StoreUnavailable, match="stagelog.stage_events"):
         ship.ship_all()
     assert all(p.exists() for p in paths)
     assert ship.stats.transient_failures == 1
-    # More segments arrive while the store is down; the retry ships exactly the first batch
-    # (same names, same token), then the rest.
-    later = write_many(tmp_path, "stage_events", 2, start=3)
-    up = FakeClient()
-    ship.client = up
+    later = many(tmp_path, 2, start=3)  # arrive while the store is down
+    ship.client = up = FakeStore()
     ship.ship_all()
-    assert [t for _, _, t in up.inserts] == [
-        layout.batch_token("stage_events", [p.name for p in paths]),
-        layout.batch_token("stage_events", [p.name for p in later]),
+    assert [t for _, t, _, _ in up.sent] == [
+        sh.batch_token("stage_events", [key(p) for p in paths]),
+        sh.batch_token("stage_events", [key(p) for p in later]),
     ]
     assert ship.pending() == 0
 
 
-def test_manifest_whose_segments_were_deleted_is_not_shipped_again(tmp_path):
-    paths = write_many(tmp_path, "stage_events", 2)
-    manifest = layout.manifest_path(tmp_path, "stage_events", "ab" * 16)
-    manifest.write_text(json.dumps({"token": "t", "segments": [p.name for p in paths]}))
-    paths[0].unlink()  # the crash happened after the insert, while deleting
-    client = FakeClient()
-    sh.Shipper(client, tmp_path).ship_all()
-    assert client.inserts == []
-    assert not manifest.exists() and not paths[1].exists()
+@pytest.mark.parametrize("message", [NO_SPACE, "Code: 1001. std::exception: "
+                                     "No space left on device"])
+def test_a_full_store_disk_is_transient_never_a_rejection(tmp_path, message):
+    paths = many(tmp_path, 4)
+    ship = sh.Shipper(FakeStore(refuse=lambda *_: DatabaseError(message)), tmp_path)
+    for _ in range(3):
+        with pytest.raises(StoreUnavailable):
+            ship.ship_all()
+    assert all(p.exists() for p in paths)
+    assert not (tmp_path / sh.REJECTED_DIR).exists()
+    assert sum(ship.drops.rows.values()) == 0
+    ship.client = up = FakeStore()
+    assert ship.ship_all() == 4  # space is back: the same batch goes in
+    assert up.ids("stage_events") == Counter({f"r{i}": 1 for i in range(4)})
 
 
-def test_rejected_segment_is_set_aside_and_counted(tmp_path):
-    write_many(tmp_path, "stage_events", 4)
+# ---------------------------------------------------------------- a refused segment
 
-    def fail(table, data):
-        if table.endswith("stage_events") and "r2" in data.column("request_id").to_pylist():
-            return DatabaseError("Code: 53. DB::Exception: Type mismatch. (TYPE_MISMATCH)")
-        return None
 
-    client = FakeClient(fail=fail)
-    ship = sh.Shipper(client, tmp_path)
+def test_a_refused_segment_is_set_aside_alone_and_nothing_is_inserted_twice(tmp_path):
+    for i in range(40):
+        v1(tmp_path, "stage_events", bad_events([f"r{i}"]) if i == 13 else events([f"r{i}"]), i)
+    store = FakeStore(refuse=refuse_bad)
+    ship = sh.Shipper(store, tmp_path)
     ship.ship_all()
-    ship.ship_all()  # the drop record written meanwhile
-    shipped = sorted(
-        r
-        for t, d, _ in client.inserts
-        if t == "stagelog.stage_events"
-        for r in d.column("request_id").to_pylist()
-    )
-    assert shipped == ["r0", "r1", "r3"]
-    assert len(list((tmp_path / layout.REJECTED_DIR / "stage_events").iterdir())) == 1
-    assert ship.stats.dropped_segments["rejected"] == 1
-    drops = [d for t, d, _ in client.inserts if t == "stagelog.spool_drops"]
-    assert drops and drops[0].column("reason").to_pylist() == ["rejected"]
-    assert "TYPE_MISMATCH" in drops[0].column("detail").to_pylist()[0]
+    ship.ship_all()  # the drop record
+    assert store.ids("stage_events") == Counter({f"r{i}": 1 for i in range(40) if i != 13})
+    tokens = [t for table, t, _, _ in store.sent if table == "stagelog.stage_events"]
+    assert len(tokens) == len(set(tokens))  # every insert its own token: none resent
+    assert files(tmp_path / sh.REJECTED_DIR) == [f"stage_events/{name(13)}"]
+    (drop,) = store.rows["spool_drops"]
+    assert (drop["target_table"], drop["rows"], drop["reason"]) == ("stage_events", 1, "rejected")
+    assert ship.stats.splits >= 5  # bisected, not one by one
+    assert len(tokens) < 20
 
 
-def test_budget_drops_oldest_tensor_segments_first_and_counts_them(tmp_path):
-    write_many(tmp_path, "stage_events", 3)
-    tensor_paths = [layout.write_table_segment(tmp_path, "stage_tensors", tensors(2000, f"t{i}"))
-                    for i in range(4)]
-    ship = sh.Shipper(FakeClient(), tmp_path)
-    total = ship.spool_bytes()
-    ship.budget_bytes = total - tensor_paths[0].stat().st_size - 1  # must drop two tensors
-    dropped = ship.enforce_budget()
-    assert dropped == 2
-    assert [p.exists() for p in tensor_paths] == [False, False, True, True]
-    assert len(ship.segments("stage_events")) == 3
-    assert ship.stats.dropped_segments["budget"] == 2
-    assert ship.stats.dropped_rows["stage_tensors"] == 2
-    (drop_segment,) = ship.segments(sh.DROPS_TABLE)
-    record = layout.read_table_segment(drop_segment).to_pylist()[0]
-    assert record["target_table"] == "stage_tensors" and record["segments"] == 2
-    assert record["rows"] == 2 and record["reason"] == "budget"
+def test_a_store_that_refuses_a_whole_batch_once_gets_the_same_halves_after_a_crash(tmp_path):
+    """The bisection is in the manifest: the replay re-sends the same sub-batches."""
+    many(tmp_path, 8)
+    calls = {"n": 0}
+
+    def refuse_first(table, data):  # a refusal that does not repeat (not the data's fault)
+        calls["n"] += 1
+        return DatabaseError("Code: 117. DB::Exception: bad data") if calls["n"] == 1 else None
+
+    first = FakeStore(refuse=refuse_first, crash_after=2)  # refused, one half in, then killed
+    with pytest.raises(Crash):
+        sh.Shipper(first, tmp_path).ship_all()
+    assert len(manifests(tmp_path)) == 1
+    second = FakeStore()
+    second.kept, second.rows = first.kept, first.rows  # the same store after the restart
+    sh.Shipper(second, tmp_path).ship_all()
+    assert first.ids("stage_events") == Counter({f"r{i}": 1 for i in range(8)})
+    assert second.sent[0][1] == first.sent[1][1]  # the half that was in: same token again
+    assert not manifests(tmp_path) and not layout.list_segments(tmp_path)
+
+
+def refuse_r5(table, data):
+    if table.endswith("stage_events") and "r5" in data.column("request_id").to_pylist():
+        return DatabaseError(TYPE_MISMATCH)
+    return None
+
+
+@pytest.mark.parametrize("bad", ["refused by the store", "wrong column type"])
+def test_a_crash_at_any_insert_of_a_bisection_duplicates_nothing(tmp_path, bad):
+    refuse = refuse_r5 if bad == "refused by the store" else refuse_bad
+    crash_after = 0
+    while True:
+        spool = tmp_path / f"c{crash_after}"
+        for i in range(16):
+            wrong = bad == "wrong column type" and i == 5
+            v1(spool, "stage_events", bad_events([f"r{i}"]) if wrong else events([f"r{i}"]), i)
+        store = FakeStore(refuse=refuse, crash_after=crash_after)
+        try:
+            sh.Shipper(store, spool).ship_all()
+            crashed = False
+        except Crash:
+            crashed = True
+        store.crash_after = None
+        ship = sh.Shipper(store, spool)
+        ship.ship_all()
+        ship.ship_all()
+        assert store.ids("stage_events") == Counter({f"r{i}": 1 for i in range(16) if i != 5})
+        assert sum(d["rows"] for d in store.rows["spool_drops"]) == 1, crash_after
+        assert not layout.list_segments(spool) and not manifests(spool)
+        if not crashed:
+            break
+        crash_after += 1
+    assert crash_after >= 5
+
+
+def test_segments_of_incompatible_column_types_are_split_not_refused(tmp_path):
+    v1(tmp_path, "stage_events", events(["a"]), 0)
+    v1(tmp_path, "stage_events", events(["b"]).set_column(
+        3, "wall_ms", pa.array([7], pa.int32())).append_column("x", pa.array([{"k": 1}])), 1)
+    store = FakeStore()
+    sh.Shipper(store, tmp_path).ship_all()
+    assert store.ids("stage_events") == Counter({"a": 1, "b": 1})
+
+
+def test_a_segment_of_several_tables_goes_only_when_each_table_is_shipped_or_set_aside(tmp_path):
+    flush(tmp_path, {"stage_events": bad_events(["x"]), "predictions": events(["x"]),
+                     "model_versions": identity()}, 0)
+    flush(tmp_path, {"stage_events": events(["y"]), "predictions": events(["y"])}, 1)
+    store = FakeStore(refuse=refuse_bad)
+    ship = sh.Shipper(store, tmp_path)
+    ship.ship_all()
+    ship.ship_all()
+    assert store.ids("stage_events") == Counter({"y": 1})
+    assert store.ids("predictions") == Counter({"x": 1, "y": 1})
+    assert len(store.rows["model_versions"]) == 1
+    rejected = files(tmp_path / sh.REJECTED_DIR)
+    assert len(rejected) == 1 and base(name(0, pid=2)) in rejected[0]
+    assert not layout.list_segments(tmp_path)[:-1]  # only the drop record is left
+    drops = store.rows["spool_drops"]
+    assert [(d["target_table"], d["rows"]) for d in drops] == [("stage_events", 1)]
+
+
+def test_an_unreadable_segment_is_set_aside_and_the_rest_shipped(tmp_path):
+    many(tmp_path, 2)
+    (tmp_path / "stage_events" / f"{999:019d}-h-1-00000999.arrow").write_bytes(b"junk")
+    store = FakeStore()
+    ship = sh.Shipper(store, tmp_path)
+    ship.ship_all()
+    ship.ship_all()
+    assert store.ids("stage_events") == Counter({"r0": 1, "r1": 1})
+    assert ship.drops.segments["unreadable"] == 1
+
+
+def test_manifest_whose_segments_are_partly_gone_resends_the_rest_under_the_same_tokens(
+    tmp_path,
+):
+    paths = many(tmp_path, 3)
+    store = FakeStore(crash_after=0)
+    with pytest.raises(Crash):
+        sh.Shipper(store, tmp_path).ship_all()
+    paths[0].unlink()  # e.g. a crash while deleting after the insert
+    store.crash_after = None
+    sh.Shipper(store, tmp_path).ship_all()
+    names = [key(p) for p in paths]
+    assert store.sent[-1][1] == sh.batch_token("stage_events", names)
+    assert not layout.list_segments(tmp_path)
+
+
+# ---------------------------------------------------------------- full disk
+
+
+def test_no_insert_is_sent_before_its_manifest_is_written(tmp_path, monkeypatch):
+    paths = many(tmp_path, 3)
+    real = layout.write_manifest
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(layout, "write_manifest", full)
+    store = FakeStore()
+    ship = sh.Shipper(store, tmp_path)
+    with pytest.raises(SpoolFull):
+        ship.ship_all()
+    assert store.sent == [] and all(p.exists() for p in paths)
+    monkeypatch.setattr(layout, "write_manifest", real)
+    assert ship.ship_all() == 3
+
+
+def test_drop_counts_wait_in_memory_while_the_disk_is_full(tmp_path, monkeypatch):
+    drops = DropLog(tmp_path)
+    drops.add("stage_tensors", 2, 7, 100, "budget", "x")
+    real = layout.write_segment
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(layout, "write_segment", full)
+    assert drops.flush() is False and len(drops.pending) == 1
+    monkeypatch.setattr(layout, "write_segment", real)
+    assert drops.flush() is True and not drops.pending
+    (ref,) = layout.list_segments(tmp_path)
+    (row,) = layout.read_segment(ref.path)["spool_drops"].to_pylist()
+    assert (row["target_table"], row["segments"], row["rows"]) == ("stage_tensors", 2, 7)
+
+
+# ---------------------------------------------------------------- budget
+
+
+def test_budget_is_the_smaller_of_the_setting_and_the_free_space_floor(tmp_path):
+    budget = Budget(tmp_path, budget_bytes=1000, min_free_bytes=300, free=lambda _: 500)
+    assert budget.limit(used=600) == 800  # 600 + 500 - 300
+    budget.free = lambda _: 5000
+    assert budget.limit(used=600) == 1000
+    budget.free = lambda _: 100
+    assert budget.limit(used=0) == 0
+
+
+def test_budget_drops_tensors_then_events_and_keeps_model_identity(tmp_path):
+    for i in range(4):
+        v1(tmp_path, "stage_tensors", tensors(f"t{i}", 3000), i)
+    for i in range(4, 8):
+        v1(tmp_path, "stage_events", events([f"e{i}"]), i)
+    v1(tmp_path, "model_versions", identity(), 8)
+    v1(tmp_path, "logging_policy", identity(), 9)
+    ship = sh.Shipper(FakeStore(), tmp_path)
+    drops = ship.drops
+    sizes = {key(r.path): r.size for r in layout.list_segments(tmp_path)}
+    total = sum(sizes.values())
+    # A disk with room for everything but two tensor segments.
+    tensor_size = sizes[f"stage_tensors/{name(0)}"]
+    budget = Budget(tmp_path, None, min_free_bytes=0, free=lambda _: 0, low_water=1.0)
+    budget.budget_bytes = total - tensor_size - 1
+    assert budget.enforce(drops) == 2
+    left = Counter(t for r in layout.list_segments(tmp_path) for t in layout.segment_tables(r.path))
+    assert left["stage_tensors"] == 2 and left["stage_events"] == 4
+    # Next the disk is almost gone: every tensor, then events, never identity or policy.
+    budget.budget_bytes = 1
+    budget.enforce(drops)
+    left = sorted(t for r in layout.list_segments(tmp_path) for t in layout.segment_tables(r.path))
+    assert left == ["logging_policy", "model_versions", "spool_drops", "spool_drops"]
+    assert drops.rows == Counter({"stage_tensors": 4, "stage_events": 4})
+
+
+def test_budget_strips_tables_from_a_segment_of_several_and_keeps_its_place(tmp_path):
+    paths = flush(tmp_path, {"stage_tensors": tensors("a", 20000), "stage_events": events(["a"]),
+                             "model_versions": identity()}, 0)
+    before = sum(p.stat().st_size for p in paths)
+    drops = DropLog(tmp_path)
+    budget = Budget(tmp_path, budget_bytes=before // 2, min_free_bytes=0, free=lambda _: 1 << 40)
+    assert budget.enforce(drops) == 1
+    refs = [r for r in layout.list_segments(tmp_path)
+            if "spool_drops" not in layout.segment_tables(r.path)]
+    assert {base(r.name) for r in refs} == {base(name(0, pid=2))}  # it keeps its place
+    assert sum(r.size for r in refs) < before // 2
+    left = sorted(t for r in refs for t in layout.read_segment(r.path))
+    assert left == ["model_versions", "stage_events"]
+    assert drops.rows == Counter({"stage_tensors": 1})
+
+
+def test_budget_leaves_batches_in_flight_alone(tmp_path):
+    paths = many(tmp_path, 3, table="stage_tensors")
+    drops = DropLog(tmp_path)
+    budget = Budget(tmp_path, budget_bytes=1, min_free_bytes=0, free=lambda _: 1 << 40)
+    budget.enforce(drops, protected={key(paths[0])})
+    assert paths[0].exists() and not paths[1].exists() and not paths[2].exists()
+
+
+def test_the_collectors_reserve_makes_room_for_a_manifest_on_a_full_disk(tmp_path, monkeypatch):
+    paths = many(tmp_path, 2)
+    reserve = Reserve(tmp_path, size=4096)
+    assert reserve.ensure() and reserve.path.exists()
+    assert not layout.list_segments(tmp_path)[0].name.endswith(reserve.path.name)
+    real = layout.write_manifest
+
+    def full_until_reserve_released(*args, **kwargs):  # a disk whose last bytes are gone
+        if reserve.path.exists():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(layout, "write_manifest", full_until_reserve_released)
+    store = FakeStore()
+    ship = sh.Shipper(store, tmp_path, reserve=reserve)
+    assert ship.ship_all() == 2
+    assert not any(p.exists() for p in paths) and not reserve.path.exists()
+    ship.budget = Budget(tmp_path, None)
+    ship.enforce_budget()  # space is back: the reserve is held again
+    assert reserve.path.exists()
 
 
 def test_old_tmp_files_of_dead_writers_are_removed_and_counted(tmp_path):
     (tmp_path / "stage_events").mkdir()
-    orphan = tmp_path / "stage_events" / "0001-h-1-00000001.arrow.tmp"
-    fresh = tmp_path / "stage_events" / "0002-h-1-00000002.arrow.tmp"
+    orphan = tmp_path / "stage_events" / (name(1) + ".tmp")
+    fresh = tmp_path / "stage_events" / (name(2) + ".tmp")
     orphan.write_bytes(b"x")
     fresh.write_bytes(b"x")
     old = time.time() - layout.ORPHAN_TMP_AGE_S - 5
     os.utime(orphan, (old, old))
-    ship = sh.Shipper(FakeClient(), tmp_path)
-    assert ship.enforce_budget() == 1
+    drops = DropLog(tmp_path)
+    Budget(tmp_path, budget_bytes=None).enforce(drops)
     assert not orphan.exists() and fresh.exists()
-    assert ship.stats.dropped_segments["orphan_tmp"] == 1
+    assert drops.segments["orphan_tmp"] == 1
 
 
-def test_unreadable_segment_is_set_aside_and_the_rest_shipped(tmp_path):
-    write_many(tmp_path, "stage_events", 2)
-    (tmp_path / "stage_events" / "0000000000000000999-h-1-00000009.arrow").write_bytes(b"junk")
-    client = FakeClient()
-    ship = sh.Shipper(client, tmp_path)
-    ship.ship_all()
-    ship.ship_all()
-    rows = [r for t, d, _ in client.inserts if t == "stagelog.stage_events"
-            for r in d.column("request_id").to_pylist()]
-    assert sorted(rows) == ["r0", "r1"]
-    assert ship.stats.dropped_segments["unreadable"] == 1
+def test_a_batch_begun_by_the_previous_shipper_is_replayed_with_its_own_token(tmp_path):
+    """An upgrade after a crash: the old manifest (one table, names, token) is honoured."""
+    paths = many(tmp_path, 3)
+    old_token = layout.batch_token("stage_events", [p.name for p in paths])
+    layout.write_manifest(tmp_path, "stage_events", old_token, [p.name for p in paths])
+    store = FakeStore()
+    store.kept.add(("stagelog.stage_events", old_token))  # it was inserted before the crash
+    sh.Shipper(store, tmp_path).ship_all()
+    assert [t for _, t, _, _ in store.sent] == [old_token]
+    assert store.rows == {} and not layout.list_segments(tmp_path) and not manifests(tmp_path)
 
 
-def test_segments_arriving_while_shipping_wait_for_the_next_call(tmp_path):
-    write_many(tmp_path, "stage_events", 3)
-    arrivals = iter(range(100, 200))
-
-    def keep_writing(table, data):
-        # A busy stage process: a new segment lands during every insert.
-        i = next(arrivals)
-        layout.write_table_segment(tmp_path, "stage_events", events([f"new{i}"]),
-                         name=f"{5000 + i:019d}-h-1-{i:08d}.arrow")
-        return None
-
-    client = FakeClient(fail=keep_writing)
-    ship = sh.Shipper(client, tmp_path, max_batch_segments=1)
-    assert ship.ship_all() == 3  # returns although segments kept arriving
-    assert ship.pending() == 3
+def test_under_steady_pressure_the_budget_drops_in_chunks_not_every_poll(tmp_path):
+    drops = DropLog(tmp_path)
+    budget = Budget(tmp_path, budget_bytes=None, min_free_bytes=0, free=lambda _: 0)
+    for i in range(20):
+        v1(tmp_path, "stage_tensors", tensors(f"t{i}", 1000), i)
+    used = sum(r.size for r in layout.list_segments(tmp_path))
+    budget.budget_bytes = used - 1  # one byte over: down to 90% of the budget at once
+    assert budget.enforce(drops) == 3
+    for i in range(20, 22):  # the next polls: new segments, and no drop yet
+        v1(tmp_path, "stage_tensors", tensors(f"t{i}", 1000), i)
+        assert budget.enforce(drops) == 0
+    assert len(drops.segments) == 1 and drops.segments["budget"] == 3

@@ -227,6 +227,15 @@ def load_sample_rows(c) -> None:
                                        ["load"], "test"]],
              column_names=["id", "ts", "kind", "title", "body", "valid_from", "valid_to", "tags",
                            "author"])
+    c.insert("stagelog.alerts", [[NOW - timedelta(minutes=4), "a-1", "feature_drift", "warning",
+                                  "firing", 2.5, 0.25, 600, "feature_drift: 2.5 > 0.25", "node1"]],
+             column_names=["ts", "id", "rule", "severity", "state", "value", "threshold",
+                           "window_s", "message", "host"])
+    c.insert("stagelog.replays", [[NOW - timedelta(minutes=3), "replay-1", "req-0-0", "raw",
+                                   stage, "1", "1", 1, True, 0.0, 0, 0, "{}"] for stage in stages],
+             column_names=["ts", "replay_id", "request_id", "source", "stage", "model_version",
+                           "logged_version", "rows", "match", "max_abs_diff", "decision_flips",
+                           "class_flips", "detail"])
 
 
 @pytest.mark.parametrize(("where", "sql", "fmt"), QUERIES, ids=[q[0] for q in QUERIES])

@@ -138,7 +138,7 @@ def test_triton_gets_gpus_shm_models_readiness_and_env(config):
 def test_collector_shares_the_spool_and_ships_to_the_server(config):
     services = config["services"]
     collector, triton = services["collector"], services["triton"]
-    assert collector["command"] == ["python", "-m", "logging_backend.collector"]
+    assert collector["command"] == ["python", "-m", "logging_backend.stack.collector_process"]
     spool = [v for v in triton["volumes"] if str(v).startswith("stagelog-spool:")]
     assert spool and spool[0] in collector["volumes"]
     env = env_of(collector)

@@ -147,3 +147,16 @@ def test_report_reprints_a_json_run_with_paired_ratios(
     out = capsys.readouterr().out
     full = next(line for line in out.splitlines() if line.startswith("full "))
     assert " 0.850 " in full  # paired: median of 0.8 and 0.9
+
+
+def test_summary_pools_freshness_and_subtracts_the_servers_cpu_of_off() -> None:
+    off = _run("off", 100, 10)
+    full = [_run("full", 90, 11, lost=0), _run("full", 95, 12, lost=0)]
+    full[0].freshness_s, full[0].probes = [1.0, 2.0], 3  # one probe never seen
+    full[1].freshness_s, full[1].probes = [3.0], 1
+    full[0].server_cpu_ms_per_req = full[1].server_cpu_ms_per_req = off.server_cpu_ms_per_req + 0.4
+    rows = {row["mode"]: row for row in overhead.summarize([off, *full], ["off", "full"], [8], 8)}
+    assert rows["full"]["fresh_p50_s"] == pytest.approx(2.0)
+    assert rows["full"]["fresh_n"] == 3 and rows["full"]["fresh_unseen"] == 1
+    assert rows["full"]["logging_cpu_ms_per_req"] == pytest.approx(0.4)
+    assert rows["full"]["logging_cpu_us_per_event"] == pytest.approx(50.0)
