@@ -134,6 +134,8 @@ class Health:
         """The figures as one JSON-ready dict."""
         segments, size, age = spool_pending(self.spool_dir)
         stats = self.shipper_stats() or {}
+        if stats.get("drops_pending"):
+            segments += 1  # drop counts waiting in memory become a segment: pending too
         queries, refused = self.door_stats()
         rows, inserts, failures, last_success = self.counts.copy()
         return {
