@@ -67,9 +67,10 @@ def admin_dir(home: Path) -> Path:
     return home / "run" / "admin"
 
 
-# The only writes the admin channel runs: notes and feature baselines (see query.execute).
+# The only writes the admin channel runs: notes, feature baselines, replay results and alert
+# transitions of the CLI (see stack.query.execute).
 ADMIN_WRITE = re.compile(
-    r"^\s*INSERT\s+INTO\s+stagelog\.(annotations|feature_baseline)\s*\(", re.I
+    r"^\s*INSERT\s+INTO\s+stagelog\.(annotations|feature_baseline|replays|alerts)\s*\(", re.I
 )
 
 
