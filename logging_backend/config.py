@@ -30,6 +30,12 @@ HTTP = "STAGELOG_HTTP"  # default: off (Triton's HTTP/REST endpoint; gRPC is the
 SUPERVISE = "STAGELOG_SUPERVISE"  # default: on (`up` starts the supervisor)
 PROBE_MS = "STAGELOG_PROBE_MS"  # default: 5000 (supervisor: period of the stage probes)
 TRITON_METRICS_MS = "STAGELOG_TRITON_METRICS_MS"  # default: 5000 (collector: Triton metrics)
+QUERY_USER = "STAGELOG_QUERY_USER"  # default: stagelog (the read-only user of the query door)
+QUERY_PASSWORD = "STAGELOG_QUERY_PASSWORD"  # default: made at first `up`, $HOME/reader.password
+QUERY_PORT = "STAGELOG_QUERY_PORT"  # default: 0 (a free port; run/collector.json names it)
+QUERY_TIMEOUT_S = "STAGELOG_QUERY_TIMEOUT_S"  # default: 60 (max_execution_time of a reader)
+QUERY_MAX_RESULT_MB = "STAGELOG_QUERY_MAX_RESULT_MB"  # default: 1024 (max_result_bytes)
+QUERY_MAX_MEMORY_MB = "STAGELOG_QUERY_MAX_MEMORY_MB"  # default: 2048 (max_memory_usage)
 ALERT_RULES = "STAGELOG_ALERT_RULES"  # default: logging_backend/insights/alert_rules.toml
 ALERT_INTERVAL_MS = "STAGELOG_ALERT_INTERVAL_MS"  # default: 15000 (alert evaluation period)
 
@@ -106,6 +112,11 @@ class Settings:
     triton_version: str = ""
     tritonserver: str = ""
     cluster: str = ""
+    query_user: str = "stagelog"
+    query_port: int = 0
+    query_timeout_s: int = 60
+    query_max_result_mb: int = 1024
+    query_max_memory_mb: int = 2048
     spool_min_free_mb: int = 256
 
     @property
@@ -140,6 +151,8 @@ def load(
     triton_version: str | None = None,
     tritonserver: str | None = None,
     cluster: str | None = None,
+    query_user: str | None = None,
+    query_port: int | None = None,
 ) -> Settings:
     """Resolve settings: explicit argument, then environment, then default."""
     home_path = Path(get_str(HOME, ".stagelog", home)).expanduser().resolve()
@@ -159,4 +172,9 @@ def load(
         triton_version=get_str(TRITON_VERSION, "", triton_version),
         tritonserver=get_str(TRITONSERVER, "", tritonserver),
         cluster=get_str(CLUSTER, "", cluster).strip(),
+        query_user=get_str(QUERY_USER, "stagelog", query_user),
+        query_port=get_int(QUERY_PORT, 0, query_port),
+        query_timeout_s=get_int(QUERY_TIMEOUT_S, 60, minimum=1),
+        query_max_result_mb=get_int(QUERY_MAX_RESULT_MB, 1024, minimum=1),
+        query_max_memory_mb=get_int(QUERY_MAX_MEMORY_MB, 2048, minimum=64),
     )

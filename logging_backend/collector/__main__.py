@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ def main(tasks: Sequence[Callable[[Collector], Any]] = ()) -> int:
             SQL serialised with shipping); what they return is stopped (``.stop()``) at the
             end. The stack passes the alert evaluator (``logging_backend.stack.collector_process``).
     """
+    os.umask(0o077)  # spool, store, logs and run/ files: the owner's only
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s pid=%(process)d: %(message)s",

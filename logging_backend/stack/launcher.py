@@ -10,6 +10,7 @@ logging is off) and then the server bound to 127.0.0.1, and returns once the ser
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -22,15 +23,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psutil
 
-from logging_backend import config
+from logging_backend import config, store
 from logging_backend.config import REPO_ROOT, Settings
 from logging_backend.errors import LauncherError
+from logging_backend.store import access
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ DEFAULT_READY_MODEL = "pipeline"
 DEFAULT_TIMEOUT_S = 120.0
 TRITON_STOP_TIMEOUT_S = 30.0
 COLLECTOR_STOP_TIMEOUT_S = 60.0
+PRIVATE_UMASK = 0o077
+T = TypeVar("T")
 LOG_TAIL_LINES = 40
 
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
@@ -253,7 +258,7 @@ def run_dir(settings: Settings) -> Path:
 
 
 def collector_file(settings: Settings) -> Path:
-    """The file the collector writes once it is ready (``pid``, ``query_url``, ...)."""
+    """The file the collector writes once it is ready (``pid``, ``http_url``, ``user``, ...)."""
     return run_dir(settings) / "collector.json"
 
 
@@ -449,7 +454,7 @@ class Stack:
     triton_version: str
     triton_pid: int
     collector_pid: int | None = None
-    query_url: str | None = None
+    query_url: str | None = None  # the query door (ClickHouse HTTP interface), collector.json
     supervisor_pid: int | None = None
     http: bool = False
     started_at: float = field(default_factory=time.time)
@@ -507,7 +512,8 @@ def _start(
     log_path = _log_file(settings, name)
     if log_path.exists():
         log_path.replace(log_path.with_suffix(".log.1"))
-    with open(log_path, "wb") as log:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as log:
         # A new session: the stack outlives `stagelog up` and a Ctrl-C in its terminal, and
         # `down` can signal the whole process group (Triton's stub processes included).
         proc = subprocess.Popen(  # noqa: S603 - command built from resolved paths
@@ -518,6 +524,7 @@ def _start(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=PRIVATE_UMASK,  # spool segments, store files, logs: the owner's only
         )
     _pid_file(settings, name).write_text(f"{proc.pid}\n")
     LOG.info("started %s (pid %d), log %s", name, proc.pid, log_path)
@@ -545,7 +552,7 @@ def _start_collector(
             except (OSError, ValueError):
                 info = None  # being written; read again
             if isinstance(info, dict):
-                return proc.pid, info.get("query_url")
+                return proc.pid, info.get("http_url")
         if proc.poll() is not None:
             raise _fail(settings, COLLECTOR, f"the collector exited with code {proc.returncode}")
         if time.monotonic() > deadline:
@@ -555,6 +562,21 @@ def _start_collector(
         time.sleep(0.05)
 
 
+def _private_files(func: Callable[..., T]) -> Callable[..., T]:
+    """Run ``func`` with umask 077: every file and folder it makes is the owner's only."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        previous = os.umask(PRIVATE_UMASK)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            os.umask(previous)
+
+    return wrapper
+
+
+@_private_files
 def up(
     settings: Settings,
     model_repository: Path | str | None = None,
@@ -622,8 +644,11 @@ def up(
     wheel_dir = wheel_triton_dir()
     binary = find_tritonserver(os.environ, wheel_dir, explicit=settings.tritonserver or None)
     backend, stub = backend_sources(binary, wheel_dir)
-    for directory in (settings.home, settings.logs_dir, settings.pids_dir, run_dir(settings)):
-        directory.mkdir(parents=True, exist_ok=True)
+    access.private_home(settings.home)
+    for directory in (settings.logs_dir, settings.pids_dir, run_dir(settings)):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if settings.logging and collector:
+        access.ensure(settings)  # the query door's password, made once per home (0600)
     for name in PROCESSES:
         _pid_file(settings, name).unlink(missing_ok=True)
     _stack_file(settings).unlink(missing_ok=True)
@@ -656,7 +681,7 @@ def up(
 
     stack = Stack(
         home=str(settings.home),
-        dsn=settings.dsn,
+        dsn=store.redact(settings.dsn),  # no secret in stack.json
         grpc_port=settings.grpc_port,
         http_port=settings.http_port,
         metrics_port=settings.metrics_port,
@@ -671,12 +696,12 @@ def up(
         extra_triton_args=list(extra_triton_args),
         http=config.get_bool(config.HTTP, False),
     )
-    _stack_file(settings).write_text(json.dumps(asdict(stack), indent=2) + "\n")
+    _write_private(_stack_file(settings), json.dumps(asdict(stack), indent=2) + "\n")
     if supervise and config.get_bool(config.SUPERVISE, True):
         stack.supervisor_pid = _start(
             settings, SUPERVISOR, [sys.executable, "-m", SUPERVISOR_MODULE], env
         ).pid
-        _stack_file(settings).write_text(json.dumps(asdict(stack), indent=2) + "\n")
+        _write_private(_stack_file(settings), json.dumps(asdict(stack), indent=2) + "\n")
     return stack
 
 
@@ -695,6 +720,12 @@ def _stray_collector(settings: Settings) -> int | None:
     except psutil.Error:
         return None
     return pid
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _stop(settings: Settings, name: str, timeout: float) -> int | None:
@@ -807,7 +838,7 @@ def status(settings: Settings, ready_model: str | None = DEFAULT_READY_MODEL) ->
         if down:
             ready = False
     try:
-        query_url = json.loads(collector_file(settings).read_text()).get("query_url")
+        query_url = json.loads(collector_file(settings).read_text()).get("http_url")
     except (OSError, ValueError, AttributeError):
         query_url = None
     return Status(
@@ -828,9 +859,10 @@ def settings_from_stack(home: Path | str | None = None) -> Settings:
         stack = json.loads(_stack_file(settings).read_text())
     except (OSError, ValueError):
         return settings
+    dsn = stack["dsn"] if ":***@" not in stack["dsn"] else settings.dsn  # redacted: from env
     return config.load(
         home=settings.home,
-        dsn=stack["dsn"],
+        dsn=dsn,
         grpc_port=stack["grpc_port"],
         http_port=stack["http_port"],
         metrics_port=stack["metrics_port"],

@@ -1,15 +1,17 @@
 """What `stagelog sql`, `lineage` and `migrate` do, apart from argument parsing.
 
 A chDB store can be opened by one process only: while the collector of a home runs, queries go
-to its endpoint (``query_url`` in ``$STAGELOG_HOME/run/collector.json``); otherwise the store is
-opened directly. A ClickHouse server DSN is always queried directly.
+through its query door — ClickHouse's HTTP interface (``http_url``, ``user`` and
+``password_file`` in ``$STAGELOG_HOME/run/collector.json``), read by clickhouse-connect's own HTTP
+client, the same client and code path as for a ClickHouse server; otherwise the store is opened
+directly. A ClickHouse server DSN is always queried directly.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import os
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +25,7 @@ from logging_backend.collector import service as collector
 from logging_backend.errors import StoreError
 from logging_backend.insights import metrics, notes
 from logging_backend.insights.lineage import LINEAGE_SQL
+from logging_backend.store import access, guard
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, str]:
@@ -48,41 +51,66 @@ def uses_collector(settings: config.Settings) -> dict[str, Any] | None:
 
 
 def execute(
-    settings: config.Settings, sql: str, params: Mapping[str, Any] | None, fmt: str
+    settings: config.Settings,
+    sql: str,
+    params: Mapping[str, Any] | None,
+    fmt: str,
+    read_only: bool = False,
 ) -> bytes:
     """Run one statement against the home's store and return the result in ClickHouse ``fmt``.
 
+    Args:
+        settings: the home's settings.
+        sql: one statement.
+        params: ``{name:Type}`` values.
+        fmt: a ``--format`` value.
+        read_only: the statement comes from a person (``stagelog sql``): it must pass the
+            reader's guard (``logging_backend.store.guard``) and runs with ``readonly = 1``,
+            also when the store is opened directly (the query door checks it anyway).
+
     Raises:
-        StoreError: the statement failed or the store cannot be reached.
+        StoreError: the statement failed, was refused, or the store cannot be reached.
     """
     fmt = store.clickhouse_format(fmt)
     info = uses_collector(settings)
+    if read_only:
+        sql = guard.single_statement(sql)
+    elif info is not None and collector.ADMIN_WRITE.match(sql):
+        # A note or a baseline: the collector writes it (the query door is read-only).
+        ask_collector(settings, info, {"kind": "write", "sql": sql, "params": dict(params or {})})
+        return b""
     if info is not None:
-        return _post(info["query_url"], {"query": sql, "params": dict(params or {}), "format": fmt})
+        return store.run_query(door_client(settings, info), sql, dict(params or {}), fmt)
     client = store.connect(settings.dsn)
-    return store.run_query(client, sql, dict(params or {}), fmt)
-
-
-def _post(base_url: str, body: dict[str, Any]) -> bytes:
-    request = urllib.request.Request(
-        base_url.rstrip("/") + "/query",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+    if not read_only:
+        return store.run_query(client, sql, dict(params or {}), fmt)
+    readonly = {"readonly": 1}
+    names = store.run_query(client, "SELECT name FROM system.table_functions", None, "TSVRaw",
+                            readonly)
+    guard.check(
+        sql,
+        lambda statement: store.run_query(
+            client, "EXPLAIN AST " + statement, dict(params or {}), "TSVRaw", readonly
+        ).decode(),
+        frozenset(names.decode().lower().split()),
     )
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return response.read()
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {exc.code}"
-        raise StoreError(message) from exc
-    except OSError as exc:
+    return store.run_query(client, sql, dict(params or {}), fmt, readonly)
+
+
+def door_client(settings: config.Settings, info: Mapping[str, Any]) -> Any:
+    """A clickhouse-connect HTTP client on the running collector's query door.
+
+    Raises:
+        StoreError: collector.json names no door, or the door refuses the credentials.
+    """
+    url = info.get("http_url")
+    if not url:
         raise StoreError(
-            f"the collector's query endpoint {base_url} did not answer: {exc}"
-        ) from exc
+            f"the collector of {settings.home} serves no query door (an old collector? restart "
+            "the stack with `stagelog down` and `stagelog up`)"
+        )
+    credentials = access.load(settings)
+    return store.connect_http(url, credentials.user, credentials.password)
 
 
 def render_table(result: bytes, console: Console, title: str | None = None) -> None:
@@ -173,24 +201,70 @@ def _print_notes(settings: config.Settings, stamps: list[str], console: Console)
             console.print(f"  {line}", markup=False)
 
 
-def migrate(settings: config.Settings) -> list[str] | None:
-    """Apply pending migrations to the home's store.
+ADMIN_WAIT_S = 60.0
+
+
+def ask_collector(
+    settings: config.Settings, info: Mapping[str, Any], request: dict[str, Any],
+    wait_s: float = ADMIN_WAIT_S,
+) -> dict[str, Any]:
+    """Hand an admin request to the running collector (run/admin) and wait for its answer.
+
+    Raises:
+        StoreError: the collector refused it, failed, or did not answer in ``wait_s``.
+    """
+    directory = collector.admin_dir(settings.home)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"{time.time_ns()}-{os.getpid()}"
+    path = directory / f"{name}.request.json"
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(request, handle)
+    os.rename(tmp, path)
+    answer_path = directory / f"{name}.answer.json"
+    deadline = time.monotonic() + wait_s
+    while not answer_path.exists():
+        if time.monotonic() > deadline:
+            path.unlink(missing_ok=True)
+            raise StoreError(f"the collector (pid {info['pid']}) did not answer in {wait_s:.0f}s")
+        time.sleep(0.05)
+    answer = json.loads(answer_path.read_text(encoding="utf-8"))
+    answer_path.unlink(missing_ok=True)
+    if answer.get("error"):
+        raise StoreError(f"the collector refused or failed: {answer['error']}")
+    return answer
+
+
+def migrate(settings: config.Settings) -> dict[str, Any]:
+    """Apply pending migrations and recreate every schema object the store lacks.
+
+    While a collector holds the home's chDB store, it does the work (``ask_collector``).
 
     Returns:
-        The files applied, or None when a running collector holds the chDB store (it applied
-        them at start).
+        ``{"applied": [migration files], "recreated": ["db.name", ...], "by": "collector" or
+        "direct"}``.
+
+    Raises:
+        StoreError: a statement failed, or the collector did not answer.
     """
-    if uses_collector(settings) is not None:
-        return None
-    return store.migrate(store.connect(settings.dsn))
+    info = uses_collector(settings)
+    if info is None:
+        client = store.connect(settings.dsn)
+        applied = store.migrate(client)
+        return {"applied": applied, "recreated": store.repair(client), "by": "direct"}
+    answer = ask_collector(settings, info, {"kind": "migrate"})
+    return {"applied": answer["applied"], "recreated": answer["recreated"], "by": "collector"}
 
 
 def settings_query(settings: config.Settings) -> metrics.Query:
     """A ``Query`` on the store of ``settings``' home: via the collector while it runs.
 
-    Applies pending migrations first when the store is opened directly.
+    Applies pending migrations first when the store is opened directly (a running collector
+    applied them at its start).
     """
-    migrate(settings)
+    if uses_collector(settings) is None:
+        migrate(settings)
 
     def run(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return metrics.parse_rows(execute(settings, sql, params, "JSONEachRow"))

@@ -435,7 +435,7 @@ class Supervisor:
         else:
             stack["collector_pid"] = part.proc.pid
             info = _collector_info(self.settings) or {}
-            stack["query_url"] = info.get("query_url", stack.get("query_url"))
+            stack["query_url"] = info.get("http_url", stack.get("query_url"))
         _atomic_json(path, stack)
         self.stack = stack
 

@@ -11,6 +11,7 @@ from logging_backend.store.client import (
     clickhouse_format,
     close_all,
     connect,
+    connect_http,
     is_transient,
     redact,
     run_query,
@@ -24,6 +25,7 @@ from logging_backend.store.ledger import (
     migrations,
     split_statements,
 )
+from logging_backend.store.repair import missing_objects, repair, schema_objects
 
 __all__ = [
     "DATABASE",
@@ -37,10 +39,14 @@ __all__ = [
     "clickhouse_format",
     "close_all",
     "connect",
+    "connect_http",
     "is_transient",
     "migrate",
     "migrations",
+    "missing_objects",
     "redact",
+    "repair",
     "run_query",
+    "schema_objects",
     "split_statements",
 ]

@@ -136,10 +136,38 @@ def connect(dsn: str) -> Client:
         raise StoreError(f"cannot reach ClickHouse at {redact(dsn)}: {exc}") from exc
 
 
+_http_clients: dict[tuple[str, str], Client] = {}
+
+
+def connect_http(url: str, user: str, password: str) -> Client:
+    """A clickhouse-connect HTTP client for ``url`` (one per URL and user in this process).
+
+    Raises:
+        StoreError: the server cannot be reached or refuses the credentials.
+    """
+    key = (url, user)
+    client = _http_clients.get(key)
+    if client is not None:
+        return client
+    parsed = urlparse(url)
+    try:
+        client = clickhouse_connect.get_client(
+            host=parsed.hostname, port=parsed.port, username=user, password=password,
+            interface=parsed.scheme or "http", connect_timeout=5, send_receive_timeout=600,
+        )
+    except ClickHouseError as exc:
+        raise StoreError(f"cannot query {url} as {user}: {exc}") from exc
+    _http_clients[key] = client
+    return client
+
+
 def close_all() -> None:
     """Close every chDB client this process opened (tests, CLI exit)."""
     while _chdb_clients:
         _, client = _chdb_clients.popitem()
+        client.close()
+    while _http_clients:
+        _, client = _http_clients.popitem()
         client.close()
 
 
@@ -176,7 +204,13 @@ def clickhouse_format(fmt: str) -> str:
     )
 
 
-def run_query(client: Client, sql: str, params: dict[str, Any] | None, fmt: str) -> bytes:
+def run_query(
+    client: Client,
+    sql: str,
+    params: dict[str, Any] | None,
+    fmt: str,
+    settings: dict[str, Any] | None = None,
+) -> bytes:
     """Run one statement with server-side bound parameters and return the formatted result.
 
     Args:
@@ -184,11 +218,12 @@ def run_query(client: Client, sql: str, params: dict[str, Any] | None, fmt: str)
         sql: the statement; parameters appear as ``{name:Type}``.
         params: values by name (strings are parsed by ClickHouse as the declared type).
         fmt: a ClickHouse output format name (see ``clickhouse_format``).
+        settings: ClickHouse settings of this query (e.g. ``{"readonly": 1}``).
 
     Raises:
         StoreError: ClickHouse rejected the statement.
     """
     try:
-        return client.raw_query(sql, parameters=params or None, fmt=fmt)
+        return client.raw_query(sql, parameters=params or None, fmt=fmt, settings=settings)
     except ClickHouseError as exc:
         raise StoreError(str(exc)) from exc

@@ -81,7 +81,8 @@ def up(
         f"logging {logging_state}"
     )
     if stack.collector_pid:
-        typer.echo(f"collector pid {stack.collector_pid}, queries at {stack.query_url}")
+        typer.echo(f"collector pid {stack.collector_pid}, ClickHouse HTTP interface at "
+                   f"{stack.query_url} (`stagelog status` names the user)")
     typer.echo(f"home {stack.home}; stop with: stagelog down --home {stack.home}")
 
 
@@ -99,6 +100,53 @@ def down(home: HomeOption = None) -> None:
         typer.echo("nothing was running")
     for name, pid in stopped.items():
         typer.echo(f"stopped {name} (pid {pid})")
+
+
+def _print_collector(home: str) -> None:
+    """The query door (URL and user, never the password) and the collector's figures."""
+    import json
+    import time
+    import urllib.request
+
+    from logging_backend.collector import service as collector
+
+    info = collector.read_info(Path(home))
+    if not info:
+        return
+    if info.get("http_url"):
+        typer.echo(
+            f"store: ClickHouse HTTP interface at {info['http_url']} (read-only), user "
+            f"{info['user']}, password "
+            + (f"in {info['password_file']}" if info.get("password_file")
+               else "from STAGELOG_QUERY_PASSWORD")
+        )
+    if not info.get("metrics_url"):
+        return
+    typer.echo(f"collector metrics at {info['metrics_url']}")
+    try:
+        with urllib.request.urlopen(info["metrics_url"] + "?format=json", timeout=5) as r:
+            figures = json.loads(r.read())
+    except (OSError, ValueError):
+        return
+    last = figures.get("last_successful_insert")
+    ago = f"{time.time() - last:.1f}s ago" if last else "none yet"
+    oldest = figures["oldest_segment_age_s"]
+    typer.echo(
+        f"spool: {figures['pending_segments']} segments pending "
+        f"({figures['pending_bytes'] / 1e6:.1f} MB, oldest {oldest:.1f}s); "
+        f"last insert {ago}; transient failures {figures['transient_failures']}"
+    )
+    rows = figures.get("rows_by_table") or {}
+    if rows:
+        inserts = figures.get("inserts_by_table") or {}
+        typer.echo("shipped: " + ", ".join(
+            f"{t} {n} rows/{inserts.get(t, 0)} inserts" for t, n in sorted(rows.items())))
+    failures = figures.get("failures_by_table") or {}
+    if failures:
+        typer.echo("failed inserts: " + ", ".join(f"{t} {n}" for t, n in sorted(failures.items())))
+    drops = figures.get("dropped_segments") or {}
+    if drops:
+        typer.echo("dropped segments: " + ", ".join(f"{r} {n}" for r, n in sorted(drops.items())))
 
 
 @app.command()
@@ -122,13 +170,12 @@ def status(home: HomeOption = None) -> None:
             f"metrics {stack['metrics_port']}; logging {'on' if stack['logging'] else 'off'}; "
             f"tritonserver {stack['triton_version']}"
         )
+    _print_collector(report.home)
     if report.stray_collector:
         typer.echo(
             f"collector pid {report.stray_collector} was not started by `stagelog up`: "
             "stop it, or use `stagelog restart collector`"
         )
-    if report.query_url:
-        typer.echo(f"collector queries at {report.query_url}")
     for part, why in report.down.items():
         typer.echo(f"down: {part}: {why[:200]}")
     if report.events:
@@ -199,20 +246,21 @@ ParamOption = Annotated[
 
 @app.command()
 def migrate(home: HomeOption = None) -> None:
-    """Apply pending schema migrations to the store of this home (STAGELOG_DSN)."""
+    """Apply pending schema migrations and recreate missing objects (STAGELOG_DSN)."""
     from logging_backend import config
     from logging_backend.stack import query
 
     try:
-        applied = query.migrate(config.load(home=home))
+        result = query.migrate(config.load(home=home))
     except StagelogError as exc:
         _die(exc)
-    if applied is None:
-        typer.echo("the running collector holds the store and applied migrations at start")
-    elif applied:
-        typer.echo("applied: " + ", ".join(applied))
-    else:
-        typer.echo("schema is up to date")
+    by = " (by the running collector)" if result["by"] == "collector" else ""
+    if result["applied"]:
+        typer.echo("applied: " + ", ".join(result["applied"]) + by)
+    if result["recreated"]:
+        typer.echo("recreated missing objects: " + ", ".join(result["recreated"]) + by)
+    if not result["applied"] and not result["recreated"]:
+        typer.echo("schema is up to date: every object exists" + by)
 
 
 @app.command()
@@ -238,7 +286,9 @@ def sql(
 
     try:
         settings = config.load(home=home)
-        result = query.execute(settings, query_text, query.parse_params(param), fmt)
+        result = query.execute(
+            settings, query_text, query.parse_params(param), fmt, read_only=True
+        )
     except StagelogError as exc:
         _die(exc)
     if fmt == "table":

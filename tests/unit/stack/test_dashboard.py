@@ -160,7 +160,8 @@ def test_dashboard_is_provisioned_on_the_clickhouse_datasource():
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == uid, panel["title"]
     titles = " ".join(p["title"].lower() for p in panels)
-    for topic in ("latency", "throughput", "error", "decision", "gpu utilisation", "gpu memory"):
+    for topic in ("latency", "throughput", "error", "decision", "gpu utilisation", "gpu memory",
+                  "collector: spool backlog"):
         assert topic in titles
 
 
@@ -212,6 +213,15 @@ def load_sample_rows(c) -> None:
                                        10, 4096, "budget", "test"]],
              column_names=["ts", "host", "target_table", "segments", "rows", "bytes", "reason",
                            "detail"])
+    c.insert("stagelog.collector_health", [
+        [NOW - timedelta(minutes=10 - minute), "node1", 7, minute, minute << 20, 0.5 * minute,
+         100 * minute, 4 * minute, 0, 0, 0, 0.4, 3, 1, {"stage_events": 100 * minute},
+         {"budget": 1} if minute == 4 else {}]
+        for minute in range(5)],
+        column_names=["ts", "host", "pid", "pending_segments", "pending_bytes",
+                      "oldest_segment_age_s", "rows_shipped", "inserts", "insert_failures",
+                      "transient_failures", "dropped_segments", "last_insert_age_s", "queries",
+                      "queries_refused", "rows_by_table", "drops_by_reason"])
     c.insert("stagelog.annotations", [["note-1", NOW - timedelta(minutes=20), "event",
                                        "load test", "", NOW - timedelta(minutes=15), None,
                                        ["load"], "test"]],

@@ -79,7 +79,7 @@ def on_term(*_):
 signal.signal(signal.SIGTERM, on_term)
 time.sleep(0.2)
 path = os.path.join(home, "run", "collector.json")
-open(path + ".tmp", "w").write(json.dumps({"pid": os.getpid(), "query_url": "http://127.0.0.1:1"}))
+open(path + ".tmp", "w").write(json.dumps({"pid": os.getpid(), "http_url": "http://127.0.0.1:1"}))
 os.replace(path + ".tmp", path)
 while True:
     time.sleep(0.1)
