@@ -368,7 +368,7 @@ def test_kill_9_of_the_collector_is_restarted_and_loses_nothing(faults: RunningS
     info = eventually(new_collector_ready, RECOVERY_S, "a new collector, ready")
     assert time.monotonic() - killed_at <= RECOVERY_S
     status = launcher.status(settings)
-    assert status.query_url == info["query_url"]  # not the dead collector's URL
+    assert status.query_url == info["http_url"]  # not the dead collector's URL
     _assert_rows_once(settings, ids)
     eventually(lambda: _events(settings, "collector", "crash") >= 1, 60, "crash recorded")
     assert any(e["component"] == "collector" and e["event"] == "restarted"

@@ -72,7 +72,8 @@ def test_bad_row_is_refused_naming_row_and_field(stack: RunningStack, case: str)
     payload, field = BAD_ROWS[case]
     events: list = _events(4, seed=31)
     events[2] = payload
-    error = _refused(lambda: stack.score(events, request_id=f"bad-{case}"))
+    # request ids follow one rule (riskpipe.limits): no spaces
+    error = _refused(lambda: stack.score(events, request_id=f"bad-{case.replace(' ', '-')}"))
     assert "row 2" in error.message(), error.message()
     assert f"'{field}'" in error.message(), error.message()
     _still_serving(stack)
