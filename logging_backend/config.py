@@ -38,6 +38,7 @@ QUERY_MAX_RESULT_MB = "STAGELOG_QUERY_MAX_RESULT_MB"  # default: 1024 (max_resul
 QUERY_MAX_MEMORY_MB = "STAGELOG_QUERY_MAX_MEMORY_MB"  # default: 2048 (max_memory_usage)
 ALERT_RULES = "STAGELOG_ALERT_RULES"  # default: logging_backend/insights/alert_rules.toml
 ALERT_INTERVAL_MS = "STAGELOG_ALERT_INTERVAL_MS"  # default: 15000 (alert evaluation period)
+ROLLUP_INTERVAL_MS = "STAGELOG_ROLLUP_INTERVAL_MS"  # default: 60000 (hourly rollups' batches)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,6 +119,7 @@ class Settings:
     query_max_result_mb: int = 1024
     query_max_memory_mb: int = 2048
     spool_min_free_mb: int = 256
+    rollup_interval_ms: int = 60_000  # 0: this process makes no rollups (another one does)
 
     @property
     def spool_dir(self) -> Path:
@@ -153,6 +155,7 @@ def load(
     cluster: str | None = None,
     query_user: str | None = None,
     query_port: int | None = None,
+    rollup_interval_ms: int | None = None,
 ) -> Settings:
     """Resolve settings: explicit argument, then environment, then default."""
     home_path = Path(get_str(HOME, ".stagelog", home)).expanduser().resolve()
@@ -177,4 +180,5 @@ def load(
         query_timeout_s=get_int(QUERY_TIMEOUT_S, 60, minimum=1),
         query_max_result_mb=get_int(QUERY_MAX_RESULT_MB, 1024, minimum=1),
         query_max_memory_mb=get_int(QUERY_MAX_MEMORY_MB, 2048, minimum=64),
+        rollup_interval_ms=get_int(ROLLUP_INTERVAL_MS, 60_000, rollup_interval_ms, minimum=0),
     )

@@ -1,21 +1,32 @@
-"""The collector process `stagelog up` starts: the collector, plus the alert evaluator.
+"""The collector process `stagelog up` starts: the collector, the alert evaluator, the rollups.
 
 ``python -m logging_backend.stack.collector_process`` runs ``logging_backend.collector`` with
 one task: a thread (``insights.alerts.AlertThread``) that loads the drift baseline of the model
 repository once (so that the hourly feature rollup bins from the first row) and then evaluates
 the alert rules every ``STAGELOG_ALERT_INTERVAL_MS``, through the collector's own store client
 (the embedded store can be opened by one process only). ``python -m logging_backend.collector``
-alone ships and answers queries without alerts.
+alone ships and answers queries without alerts. A third task rolls up the rows shipped
+since its last run into the hourly rollups every ``STAGELOG_ROLLUP_INTERVAL_MS``
+(``logging_backend.store.rollups``), once more after the final drain.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 from logging_backend import config
 from logging_backend.collector.__main__ import main as collector_main
 from logging_backend.insights import alerts, metrics
+from logging_backend.store import rollups
+
+_BASELINE_LOCK = threading.Lock()  # the alert and rollup threads both need it loaded, once
+
+
+def _ensure_baseline(query: Any) -> int:
+    with _BASELINE_LOCK:
+        return metrics.ensure_baseline(query)
 
 
 def start_alerts(collector: Any) -> alerts.AlertThread | None:
@@ -30,12 +41,37 @@ def start_alerts(collector: Any) -> alerts.AlertThread | None:
     def query(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return metrics.parse_rows(collector.query(sql, params, "JSONEachRow"))
 
-    return alerts.AlertThread(query, prepare=lambda: metrics.ensure_baseline(query)).start()
+    return alerts.AlertThread(query, prepare=lambda: _ensure_baseline(query)).start()
+
+
+def start_rollups(collector: Any) -> rollups.RollupThread | None:
+    """Start the rollup thread on ``collector``'s store client; returns it (stopped at the end).
+
+    None with ``STAGELOG_ROLLUP_INTERVAL_MS=0`` (one process per store rolls up) and on a
+    cluster (block numbers are per shard there; the rollups are not made, and it is logged).
+    """
+    settings = collector.settings
+    if settings.rollup_interval_ms == 0:
+        return None
+    if settings.cluster:
+        rollups.log.warning(
+            "hourly rollups are not made on a cluster (%s): block numbers are per shard",
+            settings.cluster,
+        )
+        return None
+
+    def query(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return metrics.parse_rows(collector.query(sql, params, "JSONEachRow"))
+
+    return rollups.RollupThread(
+        collector.client, collector.lock, settings.rollup_interval_ms / 1000.0,
+        prepare=lambda: _ensure_baseline(query),
+    ).start()  # fmt: skip
 
 
 def main() -> int:
-    """Run the collector with the alert evaluator until SIGTERM/SIGINT."""
-    return collector_main(tasks=[start_alerts])
+    """Run the collector with the alert evaluator and the rollups until SIGTERM/SIGINT."""
+    return collector_main(tasks=[start_alerts, start_rollups])
 
 
 if __name__ == "__main__":

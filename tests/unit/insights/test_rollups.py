@@ -1,7 +1,8 @@
-"""Hourly rollups (migration 0072) outlive the raw rows, in the real embedded engine.
+"""Hourly rollups (migrations 0072, 0090) outlive the raw rows, in the real embedded engine.
 
-Rows are inserted with timestamps past the raw TTL (tensors 14 days, predictions 90 days),
-the TTL is applied (`OPTIMIZE ... FINAL`), and the rollup queries of docs/queries.md still
+Rows are inserted with timestamps past the raw TTL (tensors 14 days, predictions 90 days), the
+rollup job runs (``store.rollups.run_once``, what the collector does every minute), the TTL is
+applied (`OPTIMIZE ... FINAL`), and the rollup queries of docs/queries.md still
 answer: PSI per feature (equal to the reference computed from the values), prediction and
 decision mix, class-probability means and the missing rate per raw field.
 """
@@ -16,6 +17,7 @@ import pytest
 
 from logging_backend import store
 from logging_backend.insights import drift, metrics
+from logging_backend.store import rollups
 from riskpipe.features import FEATURE_NAMES
 from riskpipe.schema import CLASSES
 from training.generator import generate
@@ -53,6 +55,9 @@ def client(tmp_path_factory):
 @pytest.fixture(scope="module")
 def aged(client):
     """300 calm events' features and processed rows, 30 days old; 50 predictions, 120 days."""
+    # the rollup job must see them before the TTL drops them (in service it runs every minute)
+    for table in ("stage_tensors", "predictions"):
+        client.command(f"SYSTEM STOP TTL MERGES stagelog.{table}")
     events = generate(300, seed=107, dirty=0.1)
     features, _ = featurize(events)
     tensors = []
@@ -80,7 +85,9 @@ def aged(client):
                   dict(zip(CLASSES, [0, 0, 1.0], strict=True)), [0, 0, 1.0],
                   "account_takeover", "decline"])
     client.insert("stagelog.predictions", preds, column_names=PRED_COLS)
+    assert rollups.run_once(client) == 3  # one range per rollup (one partition each)
     for table in ("stage_tensors", "predictions"):
+        client.command(f"SYSTEM START TTL MERGES stagelog.{table}")
         client.command(f"OPTIMIZE TABLE stagelog.{table} FINAL")
     return features
 

@@ -1,0 +1,230 @@
+"""The hourly rollups, made in batches: each row rolled up exactly once, however late it arrives.
+
+Migration 0072 filled ``feature_rollup_1h``, ``field_rollup_1h`` and ``prediction_rollup_1h``
+by materialized views on every insert; migration 0090 replaced them with this job, which is
+several times cheaper per row (bench/results/store-cost-*.txt). Every run, per rollup and per
+partition of its source table:
+
+1. the rows to roll up are those inserted since the last run: insert block numbers
+   (``_block_number``, kept by the source tables since 0090) above the range already done and
+   at most the partition's highest block now (a block is visible once numbered, so nothing
+   below it can still appear);
+2. a ``begun`` row in ``rollup_progress`` records the range, then the rollup's SELECT
+   (``rollup_sql/<rollup>.sql``) is inserted with a deduplication token derived from the range,
+   then a ``done`` row;
+3. a range ``begun`` and not ``done`` (the process died in between) is inserted again with the
+   same token first: the store drops it if the first insert had landed.
+
+One process per store runs it (the stack's collector; ``STAGELOG_ROLLUP_INTERVAL_MS=0``
+elsewhere): two running at once could number the same rows in two different ranges. It does
+not run on a cluster (``STAGELOG_CLUSTER``): block numbers are per shard there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from logging_backend.store.client import DATABASE
+
+log = logging.getLogger("stagelog.rollups")
+
+SQL_DIR = Path(__file__).with_name("rollup_sql")
+PROGRESS = f"{DATABASE}.rollup_progress"
+DEFAULT_INTERVAL_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One rollup: the table it reads and the table it fills."""
+
+    name: str
+    source: str
+
+    @property
+    def target(self) -> str:
+        """The rollup table (its name)."""
+        return f"{DATABASE}.{self.name}"
+
+    def select(self) -> str:
+        """Its SELECT over one block range of one partition of the source."""
+        return (SQL_DIR / f"{self.name}.sql").read_text(encoding="utf-8")
+
+
+ROLLUPS = (
+    Rollup("feature_rollup_1h", "stage_tensors"),
+    Rollup("field_rollup_1h", "stage_tensors"),
+    Rollup("prediction_rollup_1h", "predictions"),
+)
+
+
+@dataclass(frozen=True)
+class Range:
+    """Rows of one partition with ``block_from < _block_number <= block_to``."""
+
+    rollup: str
+    partition_id: str
+    block_from: int
+    block_to: int
+
+    def token(self) -> str:
+        """The deduplication token of its insert."""
+        return f"rollup:{self.rollup}:{self.partition_id}:{self.block_from}:{self.block_to}"
+
+
+def _rows(client: Client, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
+    return list(client.query(sql, parameters=params or {}).result_rows)
+
+
+def _tops(client: Client, source: str) -> dict[str, int]:
+    """The highest insert block number per partition of ``source`` now."""
+    rows = _rows(
+        client,
+        "SELECT partition_id, max(max_block_number) FROM system.parts "
+        "WHERE database = {db:String} AND table = {table:String} AND active "
+        "GROUP BY partition_id",
+        {"db": DATABASE, "table": source},
+    )
+    return {str(p): int(top) for p, top in rows}
+
+
+def _progress(client: Client, rollup: str) -> tuple[dict[str, int], list[Range]]:
+    """Per partition the highest block rolled up (or begun), and the ranges begun, not done."""
+    rows = _rows(
+        client,
+        f"SELECT partition_id, block_from, block_to, groupUniqArray(state) FROM {PROGRESS} "
+        "WHERE rollup = {rollup:String} GROUP BY partition_id, block_from, block_to",
+        {"rollup": rollup},
+    )
+    marks: dict[str, int] = {}
+    open_ranges: list[Range] = []
+    for partition, block_from, block_to, states in rows:
+        partition, block_to = str(partition), int(block_to)
+        marks[partition] = max(marks.get(partition, 0), block_to)
+        if "done" not in states:
+            open_ranges.append(Range(rollup, partition, int(block_from), block_to))
+    return marks, open_ranges
+
+
+def _mark(client: Client, rng: Range, state: str) -> None:
+    client.command(
+        f"INSERT INTO {PROGRESS} (rollup, partition_id, block_from, block_to, state) "
+        "SETTINGS insert_deduplicate = 1, insert_deduplication_token = {token:String} "
+        "VALUES ({rollup:String}, {partition:String}, {lo:Int64}, {hi:Int64}, {state:String})",
+        parameters={
+            "token": f"{rng.token()}:{state}",
+            "rollup": rng.rollup,
+            "partition": rng.partition_id,
+            "lo": rng.block_from,
+            "hi": rng.block_to,
+            "state": state,
+        },
+    )
+
+
+def _roll(client: Client, rollup: Rollup, rng: Range) -> None:
+    client.command(
+        f"INSERT INTO {rollup.target} SETTINGS async_insert = 0, insert_deduplicate = 1, "
+        "insert_deduplication_token = {token:String} "
+        + rollup.select(),
+        parameters={
+            "token": rng.token(),
+            "partition": rng.partition_id,
+            "block_from": rng.block_from,
+            "block_to": rng.block_to,
+        },
+    )
+
+
+def run_once(client: Client, rollups: tuple[Rollup, ...] = ROLLUPS) -> int:
+    """Roll up every row inserted since the last run; returns the ranges rolled up.
+
+    Raises:
+        clickhouse_connect's errors: the store failed; what was begun is finished next run.
+    """
+    ranges = 0
+    for rollup in rollups:
+        marks, open_ranges = _progress(client, rollup.name)
+        for rng in open_ranges:  # interrupted: the same insert, the same token
+            log.info("finishing the interrupted rollup range %s", rng.token())
+            _roll(client, rollup, rng)
+            _mark(client, rng, "done")
+            ranges += 1
+        for partition, top in sorted(_tops(client, rollup.source).items()):
+            done = marks.get(partition, 0)
+            if top <= done:
+                continue
+            rng = Range(rollup.name, partition, done, top)
+            _mark(client, rng, "begun")
+            _roll(client, rollup, rng)
+            _mark(client, rng, "done")
+            ranges += 1
+    return ranges
+
+
+class RollupThread:
+    """Runs :func:`run_once` every ``interval_s`` on a client shared under ``lock``.
+
+    Args:
+        client: the process's store client.
+        lock: held around each run (the collector ships on the same client).
+        interval_s: seconds between runs.
+        prepare: called once before the first run (the collector loads the drift baseline,
+            whose bins the feature rollup counts in).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        lock: threading.Lock,
+        interval_s: float,
+        prepare: Callable[[], Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.lock = lock
+        self.interval_s = interval_s
+        self.prepare = prepare
+        self.stop_event = threading.Event()
+        self.runs = 0
+        self.failures = 0
+        self._thread = threading.Thread(target=self._loop, name="stagelog-rollups", daemon=True)
+
+    def start(self) -> RollupThread:
+        """Start the thread; returns self."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the run in progress, then roll up once more (rows shipped at the end)."""
+        self.stop_event.set()
+        self._thread.join(timeout)
+        self._run()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        try:
+            with self.lock:
+                ranges = run_once(self.client)
+        except Exception:  # a failed run is retried next period; what was begun is finished
+            self.failures += 1
+            log.exception("rollup run failed; retrying in %.0f s", self.interval_s)
+            return
+        self.runs += 1
+        if ranges:
+            log.debug("rolled up %d ranges in %.2f s", ranges, time.monotonic() - started)
+
+    def _loop(self) -> None:
+        if self.prepare is not None:
+            try:
+                self.prepare()
+            except Exception:
+                log.exception("rollup preparation failed; rolling up without it")
+        while not self.stop_event.wait(self.interval_s):
+            self._run()
