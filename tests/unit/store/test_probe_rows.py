@@ -47,7 +47,8 @@ def client(tmp_path_factory):
                            5000.0 if probe else 2.0, 1.0, "h", 1])
         for model in ("mlp", "forest", "logreg", "aggregate"):
             probs = [0.0, 0.0, 1.0] if probe else [1.0, 0.0, 0.0]
-            preds.append([NOW, rid, 0, model, model, "1", dict(zip(CLASSES, probs)), probs,
+            preds.append([NOW, rid, 0, model, model, "1",
+                          dict(zip(CLASSES, probs, strict=True)), probs,
                           CLASSES[2] if probe else CLASSES[0],
                           ("decline" if probe else "approve") if model == "aggregate" else ""])
         width = 4
