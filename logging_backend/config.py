@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from logging_backend.errors import ConfigError
@@ -29,6 +29,8 @@ CLUSTER = "STAGELOG_CLUSTER"  # default: unset (one server, migrations as writte
 HTTP = "STAGELOG_HTTP"  # default: off (Triton's HTTP/REST endpoint; gRPC is the interface)
 SUPERVISE = "STAGELOG_SUPERVISE"  # default: on (`up` starts the supervisor)
 PROBE_MS = "STAGELOG_PROBE_MS"  # default: 5000 (supervisor: period of the stage probes)
+# A tritonserver that answers no gRPC liveness check for this long is hung: killed, restarted.
+HANG_MS = "STAGELOG_HANG_MS"  # default: 10000 (supervisor; at least 2000)
 TRITON_METRICS_MS = "STAGELOG_TRITON_METRICS_MS"  # default: 5000 (collector: Triton metrics)
 QUERY_USER = "STAGELOG_QUERY_USER"  # default: stagelog (the read-only user of the query door)
 QUERY_PASSWORD = "STAGELOG_QUERY_PASSWORD"  # default: made at first `up`, $HOME/reader.password
@@ -120,6 +122,15 @@ class Settings:
     query_max_memory_mb: int = 2048
     spool_min_free_mb: int = 256
     rollup_interval_ms: int = 60_000  # 0: this process makes no rollups (another one does)
+    http: bool = False
+    supervise: bool = True
+    probe_ms: int = 5000
+    hang_ms: int = 10000
+    triton_metrics_ms: int = 5000
+    alert_rules: str = ""  # "" = the shipped rule set (insights/alert_rules.toml)
+    alert_interval_ms: int = 15000
+    # A secret: kept out of repr (logs, tracebacks, status); "" = the home's password file.
+    query_password: str = field(default="", repr=False)
 
     @property
     def spool_dir(self) -> Path:
@@ -156,6 +167,14 @@ def load(
     query_user: str | None = None,
     query_port: int | None = None,
     rollup_interval_ms: int | None = None,
+    http: bool | None = None,
+    supervise: bool | None = None,
+    probe_ms: int | None = None,
+    hang_ms: int | None = None,
+    triton_metrics_ms: int | None = None,
+    alert_rules: str | None = None,
+    alert_interval_ms: int | None = None,
+    query_password: str | None = None,
 ) -> Settings:
     """Resolve settings: explicit argument, then environment, then default."""
     home_path = Path(get_str(HOME, ".stagelog", home)).expanduser().resolve()
@@ -181,4 +200,12 @@ def load(
         query_max_result_mb=get_int(QUERY_MAX_RESULT_MB, 1024, minimum=1),
         query_max_memory_mb=get_int(QUERY_MAX_MEMORY_MB, 2048, minimum=64),
         rollup_interval_ms=get_int(ROLLUP_INTERVAL_MS, 60_000, rollup_interval_ms, minimum=0),
+        http=get_bool(HTTP, False, http),
+        supervise=get_bool(SUPERVISE, True, supervise),
+        probe_ms=get_int(PROBE_MS, 5000, probe_ms, minimum=100),
+        hang_ms=get_int(HANG_MS, 10000, hang_ms, minimum=2000),
+        triton_metrics_ms=get_int(TRITON_METRICS_MS, 5000, triton_metrics_ms, minimum=100),
+        alert_rules=get_str(ALERT_RULES, "", alert_rules),
+        alert_interval_ms=get_int(ALERT_INTERVAL_MS, 15000, alert_interval_ms),
+        query_password=get_str(QUERY_PASSWORD, "", query_password),
     )

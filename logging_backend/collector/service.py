@@ -258,7 +258,8 @@ class Collector:
         from logging_backend.collector.triton_watch import start_samplers  # noqa: PLC0415
 
         self.triton_samplers = start_samplers(
-            self.settings.home, self.settings.spool_dir, self.settings.metrics_port
+            self.settings.home, self.settings.spool_dir, self.settings.metrics_port,
+            self.settings.triton_metrics_ms,
         )
         info: dict[str, Any] = {"pid": os.getpid(), "dsn": self.destination}
         data_path = store.chdb_path(self.settings.dsn)

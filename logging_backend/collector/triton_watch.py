@@ -366,11 +366,18 @@ def _inode(path: Path) -> int:
         return 0
 
 
-def start_samplers(home: Path, spool_dir: Path, metrics_port: int) -> list[_Worker]:
-    """Start both samplers for the stack in ``home`` (the collector's hook)."""
-    from logging_backend import config  # noqa: PLC0415
+def start_samplers(
+    home: Path, spool_dir: Path, metrics_port: int, interval_ms: int = DEFAULT_METRICS_MS
+) -> list[_Worker]:
+    """Start both samplers for the stack in ``home`` (the collector's hook).
 
-    interval = config.get_int(config.TRITON_METRICS_MS, DEFAULT_METRICS_MS, minimum=100) / 1000
+    Args:
+        home: The stack's state directory (its tritonserver pid file and log).
+        spool_dir: Where the samples go.
+        metrics_port: Triton's metrics port.
+        interval_ms: Period of the metrics samples (``Settings.triton_metrics_ms``).
+    """
+    interval = interval_ms / 1000
 
     def server_pid() -> int:
         try:

@@ -29,7 +29,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from logging_backend import config
 from logging_backend.errors import StagelogError
 
 if sys.version_info >= (3, 11):
@@ -148,12 +147,12 @@ def rule_from_mapping(doc: dict[str, Any]) -> Rule:
 
 
 def load_rules(path: str | Path | None = None) -> list[Rule]:
-    """Read a rules file (default: ``STAGELOG_ALERT_RULES``, else the shipped rule set).
+    """Read a rules file (default: the shipped rule set; ``Settings.alert_rules`` names another).
 
     Raises:
         AlertRuleError: the file cannot be read or parsed, a rule is wrong, or names repeat.
     """
-    target = Path(path or config.get_str(config.ALERT_RULES, str(DEFAULT_RULES)))
+    target = Path(path or DEFAULT_RULES)
     try:
         doc = tomllib.loads(target.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -253,12 +252,18 @@ class Evaluator:
 
     Args:
         query: how to run SQL on the store.
-        rules: the rules; None reads them with ``load_rules()`` on every run (edits apply).
+        rules: the rules; None reads them with ``load_rules(rules_path)`` on every run (edits
+            apply).
+        rules_path: the rules file when ``rules`` is None (default: the shipped rule set).
     """
 
-    def __init__(self, query: Query, rules: Sequence[Rule] | None = None) -> None:
+    def __init__(
+        self, query: Query, rules: Sequence[Rule] | None = None,
+        rules_path: str | Path | None = None,
+    ) -> None:
         self.query = query
         self.rules = rules
+        self.rules_path = rules_path
         self.states: dict[str, str] | None = None
 
     def run_once(self, now: datetime | None = None) -> list[tuple[str, str, Evaluation]]:
@@ -267,7 +272,7 @@ class Evaluator:
         A rule whose query fails is logged and skipped; the others still run.
         """
         now = now or datetime.now(timezone.utc)
-        rules = list(self.rules) if self.rules is not None else load_rules()
+        rules = list(self.rules) if self.rules is not None else load_rules(self.rules_path)
         if self.states is None:
             self.states = current_states(self.query)
         changed = []
@@ -294,21 +299,20 @@ class AlertThread:
     Args:
         query: how to run SQL on the store (the collector passes its own, serialised with
             shipping).
-        interval_s: evaluation period (default ``STAGELOG_ALERT_INTERVAL_MS``).
+        interval_s: evaluation period (the collector passes ``Settings.alert_interval_ms``);
+            at least 0.1 s.
         prepare: called once on the thread before the first evaluation (e.g. loading the drift
             baseline); its errors are logged.
+        rules_path: the rules file, re-read on every run (default: the shipped rule set).
     """
 
     def __init__(
-        self, query: Query, interval_s: float | None = None,
+        self, query: Query, interval_s: float = DEFAULT_INTERVAL_MS / 1000,
         prepare: Callable[[], object] | None = None,
+        rules_path: str | Path | None = None,
     ) -> None:
-        self.evaluator = Evaluator(query)
-        self.interval_s = (
-            interval_s
-            if interval_s is not None
-            else max(config.get_int(config.ALERT_INTERVAL_MS, DEFAULT_INTERVAL_MS), 100) / 1000
-        )
+        self.evaluator = Evaluator(query, rules_path=rules_path)
+        self.interval_s = max(interval_s, 0.1)
         self.prepare = prepare
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stagelog-alerts", daemon=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from logging_backend import config, store
-from logging_backend.insights import drift, notes
+from logging_backend.insights import drift, notes, traffic
 
 Query = Callable[[str, "dict[str, Any] | None"], list[dict[str, Any]]]
 
@@ -189,7 +189,7 @@ def alert_history(query: Query, limit: int = 10) -> list[dict[str, Any]]:
 def _time_range(run: Query) -> tuple[datetime, datetime] | None:
     rows = run(
         "SELECT min(ts) AS lo, max(ts) AS hi, count() AS n FROM stagelog.predictions "
-        "WHERE model = 'aggregate' AND NOT startsWith(request_id, 'replay-')",
+        f"WHERE model = 'aggregate' AND {traffic.PRODUCTION}",
         None,
     )
     if not rows or not int(rows[0]["n"]):

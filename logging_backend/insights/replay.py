@@ -28,9 +28,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from logging_backend.errors import StagelogError
+from logging_backend.insights import traffic
 
 Query = Callable[[str, "dict[str, Any] | None"], list[dict[str, Any]]]
-REPLAY_PREFIX = "replay-"
+REPLAY_PREFIX = traffic.REPLAY_PREFIX
 PARAMETER = "stagelog_replay"  # riskpipe.replay.PARAMETER
 STAGES = ("preprocess", "features", "mlp", "forest", "logreg", "aggregate")
 MEMBERS = ("mlp", "forest", "logreg")
@@ -371,7 +372,7 @@ def select_requests(
     condition = f" AND ({where})" if where else ""
     rows = query(
         "SELECT request_id, min(ts) AS first FROM stagelog.predictions "
-        "WHERE model = 'aggregate' AND NOT startsWith(request_id, 'replay-') "
+        f"WHERE model = 'aggregate' AND {traffic.PRODUCTION} "
         "AND ts >= {t_from:DateTime64(6, 'UTC')} AND ts < {t_to:DateTime64(6, 'UTC')}"
         + condition + " GROUP BY request_id ORDER BY first LIMIT {limit:UInt32}",
         {"t_from": t_from.strftime("%Y-%m-%d %H:%M:%S.%f"),

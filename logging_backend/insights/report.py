@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from logging_backend.insights import metrics, notes
+from logging_backend.insights import metrics, notes, traffic
 
 PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6",
            "#9D755D", "#BAB0AC", "#EECA3B")
@@ -68,8 +68,9 @@ class ReportData:
     alert_history: list[dict[str, Any]] = field(default_factory=list)
 
 
-# Replays ('replay-…' request ids) are not production traffic: the report leaves them out.
-_PRODUCTION = "NOT startsWith(request_id, 'replay-')"
+# Replays ('replay-…') and the supervisor's probes ('stagelog-probe-…') are not production
+# traffic: the report leaves them out.
+_PRODUCTION = traffic.PRODUCTION
 
 
 # ----------------------------------------------------------------------------- collecting

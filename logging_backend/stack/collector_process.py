@@ -35,13 +35,18 @@ def start_alerts(collector: Any) -> alerts.AlertThread | None:
     ``STAGELOG_ALERT_INTERVAL_MS=0`` starts none: with several hosts writing to one store, one
     collector evaluating the rules is enough.
     """
-    if config.get_int(config.ALERT_INTERVAL_MS, alerts.DEFAULT_INTERVAL_MS) == 0:
+    settings: config.Settings = collector.settings
+    if settings.alert_interval_ms == 0:
         return None
 
     def query(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         return metrics.parse_rows(collector.query(sql, params, "JSONEachRow"))
 
-    return alerts.AlertThread(query, prepare=lambda: _ensure_baseline(query)).start()
+    return alerts.AlertThread(
+        query, settings.alert_interval_ms / 1000,
+        prepare=lambda: _ensure_baseline(query),
+        rules_path=settings.alert_rules or None,
+    ).start()
 
 
 def start_rollups(collector: Any) -> rollups.RollupThread | None:

@@ -414,7 +414,7 @@ def triton_command(
     """
     http = (
         ["--allow-http=true", "--http-address=127.0.0.1", f"--http-port={settings.http_port}"]
-        if config.get_bool(config.HTTP, False)
+        if settings.http
         else ["--allow-http=false"]
     )
     return [
@@ -694,10 +694,10 @@ def up(
         collector_pid=collector_pid,
         query_url=query_url,
         extra_triton_args=list(extra_triton_args),
-        http=config.get_bool(config.HTTP, False),
+        http=settings.http,
     )
     _write_private(_stack_file(settings), json.dumps(asdict(stack), indent=2) + "\n")
-    if supervise and config.get_bool(config.SUPERVISE, True):
+    if supervise and settings.supervise:
         stack.supervisor_pid = _start(
             settings, SUPERVISOR, [sys.executable, "-m", SUPERVISOR_MODULE], env
         ).pid
@@ -868,4 +868,5 @@ def settings_from_stack(home: Path | str | None = None) -> Settings:
         metrics_port=stack["metrics_port"],
         logging=stack["logging"],
         device=stack["device"],
+        http=stack.get("http"),  # the running server's, not this shell's
     )

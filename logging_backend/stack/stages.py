@@ -19,11 +19,15 @@ import numpy as np
 import psutil
 
 from logging_backend.collector.triton_watch import parse_prometheus
+from logging_backend.insights import traffic
 
 LOG = logging.getLogger("stagelog.supervisor")
 
 PROBE_TIMEOUT_S = 10.0
-PROBE_PREFIX = "stagelog-probe-"
+CALL_TIMEOUT_S = 5.0  # repository index, metadata: no model runs, the server answers at once
+LIVE_TIMEOUT_S = 2.0  # one ServerLive call
+LOAD_TIMEOUT_S = 120.0  # a model load starts new stubs (numpy, the artifacts)
+PROBE_PREFIX = traffic.PROBE_PREFIX  # left out of production metrics (migration 0085)
 MEMBERS = ("mlp", "forest", "logreg")
 SHM_DIR = Path("/dev/shm")
 
@@ -139,6 +143,24 @@ def _input(name: str, array: np.ndarray, dtype: str) -> Any:
     return tensor
 
 
+def server_live(grpc_port: int, timeout_s: float = LIVE_TIMEOUT_S, client: Any = None) -> bool:
+    """Whether the server answers gRPC ``ServerLive`` within ``timeout_s``.
+
+    The call runs on Triton's gRPC front end and no model: a server under inference load
+    still answers it in milliseconds, a stopped or deadlocked one never.
+    """
+    try:
+        own = client is None
+        client = _client(grpc_port) if own else client
+        try:
+            return bool(client.is_server_live(client_timeout=timeout_s))
+        finally:
+            if own:
+                client.close()
+    except Exception:  # refused, unavailable, deadline exceeded
+        return False
+
+
 def _strings(*values: str) -> np.ndarray:
     return np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
 
@@ -156,7 +178,9 @@ def probe_stages(grpc_port: int, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeRes
     result = ProbeResult()
     try:
         client = _client(grpc_port)
-        index = client.get_model_repository_index(as_json=True).get("models", [])
+        index = client.get_model_repository_index(
+            as_json=True, client_timeout=CALL_TIMEOUT_S
+        ).get("models", [])
     except Exception as exc:  # the server itself is down: the process check handles it
         result.down["tritonserver"] = f"repository index failed: {exc}"
         return result
@@ -190,17 +214,24 @@ def probe_stages(grpc_port: int, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeRes
         elif match:
             result.down.setdefault(match.group(1), error)
         elif "DEADLINE" in error.upper():
-            result.down.setdefault(model, f"probe timed out after {timeout_s:.0f} s")
+            if not server_live(grpc_port, client=client):  # the server hangs, not this stage
+                result.down.setdefault("tritonserver", f"probe of {model} timed out and "
+                                       "the server answers no liveness check")
+            else:
+                result.down.setdefault(model, f"probe timed out after {timeout_s:.0f} s")
         elif "UNAVAILABLE" in error or "not ready" in error or "unknown model" in error:
             result.down.setdefault(model, error)
         else:
             # Answered with an error (the feedback probe's INVALID_ARG, by design): the stub ran.
             LOG.debug("probe of %s answered: %s", model, error)
 
+    def server_down() -> bool:
+        return "tritonserver" in result.down  # stop probing: every call would wait its timeout
+
     if "pipeline" in ready:
         event = {"event_id": f"{PROBE_PREFIX}pipeline", "amount": 1.0, "card_id": "probe"}
         blame("pipeline", call("pipeline", [_input("RAW", _strings(json.dumps(event)), "BYTES")]))
-    if "feedback" in ready:
+    if "feedback" in ready and not server_down():
         inputs = [
             _input("REQUEST_ID", _strings(f"{PROBE_PREFIX}feedback"), "BYTES"),
             _input("ROW", np.zeros((1, 1), dtype=np.int32), "INT32"),
@@ -210,8 +241,12 @@ def probe_stages(grpc_port: int, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeRes
         blame("feedback", call("feedback", inputs))
     for member in MEMBERS:
         for version in ready.get(member, []):
+            if server_down():
+                break
             try:
-                meta = client.get_model_metadata(member, version, as_json=True)
+                meta = client.get_model_metadata(
+                    member, version, as_json=True, client_timeout=CALL_TIMEOUT_S
+                )
                 (shape,) = [i["shape"] for i in meta["inputs"] if i["name"] == "FEATURES"]
                 width = int(shape[-1])
             except Exception as exc:
@@ -219,6 +254,8 @@ def probe_stages(grpc_port: int, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeRes
                 continue
             zeros = np.zeros((1, width), dtype=np.float32)
             blame(member, call(member, [_input("FEATURES", zeros, "FP32")], version))
+    if server_down():
+        return ProbeResult(down={"tritonserver": result.down["tritonserver"]})
     if set(result.down) - {"pipeline"}:
         result.down.pop("pipeline", None)  # the ensemble fails because a stage is down
     return result
@@ -233,18 +270,18 @@ def reload_model(grpc_port: int, model: str, unload_timeout_s: float = 10.0) -> 
     """
     client = _client(grpc_port)
     try:
-        client.unload_model(model)
+        client.unload_model(model, client_timeout=unload_timeout_s)
     except Exception as exc:  # not loaded (a failed load): load it
         LOG.info("unload of %s before reload: %s", model, exc)
     deadline = time.monotonic() + unload_timeout_s
     while time.monotonic() < deadline:
         try:
-            if not client.is_model_ready(model):
+            if not client.is_model_ready(model, client_timeout=CALL_TIMEOUT_S):
                 break
         except Exception:
             break
         time.sleep(0.05)
-    client.load_model(model)
+    client.load_model(model, client_timeout=LOAD_TIMEOUT_S)
 
 
 def success_counts(metrics_port: int) -> dict[tuple[str, str], int]:

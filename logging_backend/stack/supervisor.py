@@ -7,6 +7,16 @@
 - **tritonserver** and **the collector**: is the process of its pid file alive? A dead one is
   a ``crash`` (exit code or signal when the supervisor started it, else the signal Triton's
   handler printed), and is started again with the launcher's own command line.
+- **tritonserver's liveness**: every ``LIVE_EVERY_S`` (1 s) a gRPC ``ServerLive`` call with a
+  ``LIVE_TIMEOUT_S`` (2 s) deadline. A server that is running but answers none of them for
+  ``STAGELOG_HANG_MS`` (default 10000: every check of a 10 s stretch failed, at least
+  ``HANG_MIN_FAILURES`` of them) is **hung** (stopped, deadlocked, swapped out): a ``crash``
+  row whose detail starts ``hung:``, SIGKILL to the server's own process group (the launcher
+  starts it in a session of its own, so the group is the server and its stubs; a pid that is
+  not the tritonserver of this home's pid file is never signalled), then the usual restart.
+  ``ServerLive`` runs on Triton's gRPC front end, not on a model: at load (32 clients on the
+  2-core VM) it answered within milliseconds (docs/architecture.md has the measured figures), so
+  a slow server is not killed by mistake; a slow *stage* is the stage probe's business (reload).
 - **every stage**, for real: Triton's ready endpoints keep saying ready after a stub died
   (2.51), so the supervisor sends a tiny inference: a valid one-row ``pipeline`` request
   (preprocess, features, the members, aggregate), one row of zeros to each member version
@@ -65,6 +75,7 @@ from logging_backend.stack.stages import (
     probe_stages,
     reload_model,
     remove_regions,
+    server_live,
     server_regions,
     stubs_of,
     success_counts,
@@ -75,8 +86,12 @@ LOG = logging.getLogger("stagelog.supervisor")
 SUPERVISOR = "supervisor"
 MODULE = "logging_backend.stack.supervisor"
 PROBE_MS = config.PROBE_MS
-DEFAULT_PROBE_MS = 5000
+HANG_MS = config.HANG_MS
 TICK_S = 0.25
+LIVE_EVERY_S = 1.0  # how often the server's liveness is asked
+LIVE_TIMEOUT_S = 2.0  # one liveness call's deadline
+HANG_MIN_FAILURES = 3  # a hang is this many failed checks in a row, spanning STAGELOG_HANG_MS
+KILL_WAIT_S = 5.0
 BASE_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 16.0
 MAX_ATTEMPTS = 6
@@ -217,11 +232,11 @@ class Supervisor:
     def __init__(self, settings: config.Settings, probe_s: float | None = None) -> None:
         self.settings = settings
         self.stack = self._read_stack()
-        self.probe_s = (
-            probe_s
-            if probe_s is not None
-            else config.get_int(PROBE_MS, DEFAULT_PROBE_MS, minimum=100) / 1000
-        )
+        self.probe_s = probe_s if probe_s is not None else settings.probe_ms / 1000
+        self.hang_s = settings.hang_ms / 1000
+        self.next_live = 0.0
+        self.silent_since: float | None = None  # first failed liveness check of this streak
+        self.silent_checks = 0
         self.events = EventLog(settings)
         self.stop_event = threading.Event()
         self.parts: dict[str, Part] = {}
@@ -262,14 +277,75 @@ class Supervisor:
         """One round: restart requests, the processes, then (when due) the stages."""
         self._handle_requests()
         self._check_process(launcher.TRITON)
+        self._check_hung()
         if self.watch_collector:
             self._check_process(launcher.COLLECTOR)
         now = time.monotonic()
         triton = self.parts[launcher.TRITON]
-        if now >= self.next_probe and triton.starting_until == 0 and triton.down_since is None:
+        if (
+            now >= self.next_probe and triton.starting_until == 0 and triton.down_since is None
+            and self.silent_since is None  # a silent server: the liveness checks decide
+        ):
             self.next_probe = now + self.probe_s
             self._probe()
         self._write_health()
+
+    # ------------------------------------------------------------------ hung server
+
+    def _live(self) -> bool:
+        """One liveness check of the server (a seam for tests)."""
+        return server_live(self.settings.grpc_port, LIVE_TIMEOUT_S)
+
+    def _check_hung(self) -> None:
+        """Ask the running server whether it is live; kill and restart one that hangs."""
+        part = self.parts[launcher.TRITON]
+        now = time.monotonic()
+        if part.starting_until or part.down_since is not None or part.last_pid is None:
+            self.silent_since, self.silent_checks = None, 0
+            return
+        if now < self.next_live:
+            return
+        self.next_live = now + LIVE_EVERY_S
+        if self._live():
+            if self.silent_since is not None:
+                LOG.info("tritonserver answers again after %.1f s",
+                         time.monotonic() - self.silent_since)
+            self.silent_since, self.silent_checks = None, 0
+            return
+        if self.silent_since is None:
+            self.silent_since = now
+        self.silent_checks += 1
+        silent = time.monotonic() - self.silent_since
+        if silent >= self.hang_s and self.silent_checks >= HANG_MIN_FAILURES:
+            self._kill_hung(part, silent)
+
+    def _kill_hung(self, part: Part, silent: float) -> None:
+        """SIGKILL the hung server (its own group), record the crash, let the restart follow."""
+        pid = part.last_pid
+        checks = self.silent_checks
+        self.silent_since, self.silent_checks = None, 0
+        if pid is None or launcher.running_pid(self.settings, launcher.TRITON) != pid:
+            return  # gone or replaced meanwhile: the process check sees to it
+        tail = launcher.log_tail(launcher._log_file(self.settings, part.name), LOG_TAIL_LINES)
+        how = kill_server(pid)
+        if part.proc is not None and part.proc.pid == pid:
+            try:
+                part.proc.wait(KILL_WAIT_S)  # our child: reap it
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + KILL_WAIT_S
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        now = time.monotonic()
+        part.down_since = now
+        part.next_try = now + part.backoff()
+        self.events.record(
+            part.name, "crash", pid=pid, sig="SIGKILL",
+            detail=f"hung: {part.name} (pid {pid}) answered none of {checks} gRPC liveness "
+            f"checks for {silent:.1f} s (limit {self.hang_s:.0f} s, {HANG_MS}); {how}",
+            log_tail=tail,
+        )
+        self._after_server_death(pid)
 
     # ------------------------------------------------------------------ processes
 
@@ -367,6 +443,7 @@ class Supervisor:
             part.attempts = 0
             self._update_stack(part)
             self.next_probe = 0.0
+            self.next_live = 0.0
             return
         if now > part.starting_until:
             part.starting_until = 0.0
@@ -605,10 +682,34 @@ class Supervisor:
                 continue
             if part.down_since is not None or part.starting_until:
                 down[name] = "restarting" if not part.given_up else "given up"
+        if self.silent_since is not None and launcher.TRITON not in down:
+            down[launcher.TRITON] = (
+                f"answers no liveness check for {time.monotonic() - self.silent_since:.0f} s"
+            )
         _atomic_json(health_file(self.settings), {
             "ts": time.time(), "pid": os.getpid(), "down": down,
             "given_up": sorted(n for n, p in self.parts.items() if p.given_up),
         })
+
+
+def kill_server(pid: int) -> str:
+    """SIGKILL ``pid`` and, when it leads its own process group, that group; say what was done.
+
+    The launcher and the supervisor start tritonserver with ``start_new_session``, so its group
+    is itself and its stubs. A pid in someone else's group is killed alone.
+    """
+    try:
+        group = os.getpgid(pid)
+    except ProcessLookupError:
+        return "it had exited already"
+    try:
+        if group == pid:
+            os.killpg(pid, signal.SIGKILL)
+            return f"killed its process group {pid} with SIGKILL"
+        os.kill(pid, signal.SIGKILL)
+        return f"killed pid {pid} with SIGKILL"
+    except ProcessLookupError:
+        return "it had exited already"
 
 
 def _collector_info(settings: config.Settings) -> dict[str, Any] | None:

@@ -54,9 +54,8 @@ def ensure(settings: config.Settings) -> Credentials:
     Raises:
         ConfigError: the password file exists but cannot be read or is empty.
     """
-    given = config.get_str(config.QUERY_PASSWORD, "")
-    if given:
-        return Credentials(settings.query_user, given)
+    if settings.query_password:
+        return Credentials(settings.query_user, settings.query_password)
     path = password_file(settings)
     if not path.exists():
         private_home(settings.home)
@@ -72,9 +71,8 @@ def load(settings: config.Settings) -> Credentials:
     Raises:
         ConfigError: no password is given and the file is missing, unreadable or empty.
     """
-    given = config.get_str(config.QUERY_PASSWORD, "")
-    if given:
-        return Credentials(settings.query_user, given)
+    if settings.query_password:
+        return Credentials(settings.query_user, settings.query_password)
     path = password_file(settings)
     try:
         password = path.read_text(encoding="utf-8").strip()

@@ -3,7 +3,9 @@
 The ledger (``schema_migrations``) says which files ran, not that their objects still exist: a
 ``DROP TABLE`` leaves the ledger as it was, and shipping into the dropped table then fails.
 ``repair(client)`` compares the objects the migrations create with ``system.tables`` and, when
-one is missing, runs every idempotent statement of every migration again in version order.
+one is missing, runs every idempotent statement of every migration again in version order
+(``DROP VIEW IF EXISTS`` included: a view a later migration replaced or removed ends as that
+migration left it, never as an older one defined it).
 """
 
 from __future__ import annotations
@@ -29,14 +31,26 @@ _OBJECT = re.compile(
     re.I,
 )
 _IDEMPOTENT = re.compile(r"\bIF\s+NOT\s+EXISTS\b|^\s*CREATE\s+OR\s+REPLACE\b", re.I)
+# A view a later migration drops (and may create anew): replayed in order, so that a repair
+# ends with the latest definition, or none (0090 dropped the rollup views for a batch job).
+# Views only: a view holds no rows; a DROP TABLE is never replayed.
+_DROP_VIEW = re.compile(
+    r"^\s*DROP\s+VIEW\s+IF\s+EXISTS\s+`?(?P<db>\w+)`?\.`?(?P<name>\w+)`?", re.I
+)
 
 
 def schema_objects(directory: Path = MIGRATIONS_DIR) -> list[tuple[str, str]]:
-    """``(database, name)`` of every table and view the migrations create, in order."""
+    """``(database, name)`` of every table and view the migrations create and leave, in order."""
     found: list[tuple[str, str]] = []
     for migration in migrations(directory):
         for statement in sqlscan.split_statements(migration.sql):
-            match = _OBJECT.match(sqlscan.strip_comments(statement))
+            text = sqlscan.strip_comments(statement)
+            if drop := _DROP_VIEW.match(text):
+                key = (drop.group("db"), drop.group("name"))
+                if key in found:
+                    found.remove(key)
+                continue
+            match = _OBJECT.match(text)
             if match and (match.group("db"), match.group("name")) not in found:
                 found.append((match.group("db"), match.group("name")))
     return found
@@ -72,7 +86,8 @@ def repair(
     log.warning("schema objects missing from the store, recreating: %s", ", ".join(missing))
     for migration in migrations(directory):
         for statement in sqlscan.split_statements(migration.sql):
-            if not _IDEMPOTENT.search(sqlscan.strip_comments(statement)):
+            text = sqlscan.strip_comments(statement)
+            if not (_IDEMPOTENT.search(text) or _DROP_VIEW.match(text)):
                 continue
             try:
                 for rendered in cluster_ddl.render_statement(statement, cluster):

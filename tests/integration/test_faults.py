@@ -415,3 +415,50 @@ def test_kill_9_of_tritonserver_is_restarted_within_30_s_and_recorded(
         "'tritonserver' AND event = 'crash' AND signal = 'SIGKILL' AND pid = {p:UInt32}",
         p=new) == 1, 60, "the second crash with its signal")
     print(f"tritonserver kill: ready again after {took:.1f} s")
+
+
+def test_sigstop_of_tritonserver_is_killed_as_hung_restarted_and_recorded(
+    faults: RunningStack,
+) -> None:
+    settings = faults.settings
+    old = launcher.running_pid(settings, launcher.TRITON)
+    assert old is not None
+    stubs = stages.stubs_of(old)
+    os.kill(old, signal.SIGSTOP)  # this module's own server: running, answering nothing
+    stopped_at = time.monotonic()
+    try:
+        eventually(lambda: launcher.TRITON in ((read_health(settings) or {}).get("down") or {}),
+                   10, "the silent server reported down")
+        assert not launcher.status(settings).ready
+
+        def killed() -> bool:
+            return not psutil.pid_exists(old) or psutil.Process(old).status() == "zombie"
+
+        eventually(killed, supervisor.HANG_MIN_FAILURES * 3 + settings.hang_ms / 1000 + 10,
+                   "the hung server killed")
+        killed_at = time.monotonic()
+    finally:
+        if psutil.pid_exists(old) and psutil.Process(old).status() != "zombie":
+            os.kill(old, signal.SIGCONT)  # not killed: let it go on (the test fails above)
+    detected = killed_at - stopped_at
+    assert detected >= settings.hang_ms / 1000  # not killed before the documented threshold
+    took = _wait_ready(faults, killed_at)
+    total = time.monotonic() - stopped_at
+    new = launcher.running_pid(settings, launcher.TRITON)
+    assert new not in (None, old)
+    for stub in stubs:  # its group went with it
+        assert not psutil.pid_exists(stub.pid) or psutil.Process(stub.pid).status() == "zombie"
+    crash = eventually(lambda: rows(
+        settings, "SELECT detail, signal FROM stagelog.service_events WHERE component = "
+        "'tritonserver' AND event = 'crash' AND pid = {p:UInt32}", p=old), 60, "crash recorded")
+    assert len(crash) == 1, crash
+    detail, sig = crash[0]
+    assert detail.startswith("hung:") and "liveness" in detail and sig == "SIGKILL", crash
+    eventually(lambda: scalar(
+        settings, "SELECT count() FROM stagelog.service_events WHERE component = "
+        "'tritonserver' AND event = 'restart' AND pid = {p:UInt32}", p=new) == 1, 60,
+        "the restart recorded")
+    eventually(lambda: _events(settings, "tritonserver", "restarted") >= 1, 60, "restarted")
+    print(f"tritonserver SIGSTOP: killed as hung after {detected:.1f} s (threshold "
+          f"{settings.hang_ms / 1000:.0f} s), ready again {took:.1f} s after the kill, "
+          f"{total:.1f} s after the SIGSTOP")

@@ -166,8 +166,9 @@ def register(app: typer.Typer) -> None:
         from logging_backend.stack import query as store_query  # noqa: PLC0415
 
         try:
-            loaded = alert_rules.load_rules(rules)
-            query = store_query.settings_query(config.load(home=home))
+            settings = config.load(home=home)
+            loaded = alert_rules.load_rules(rules or settings.alert_rules or None)
+            query = store_query.settings_query(settings)
             states = alert_rules.current_states(query)
             now = datetime.now(timezone.utc)
             table = Table(title=f"{len(loaded)} alert rules", title_justify="left")

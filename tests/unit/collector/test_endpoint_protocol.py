@@ -82,5 +82,8 @@ def test_credentials_are_made_once_private_and_never_printed(tmp_path, monkeypat
     assert made.password not in repr(made) and made.user == "stagelog"
     assert made.matches("stagelog", made.password) and not made.matches("stagelog", "x")
     assert not made.matches(None, None)
-    monkeypatch.setenv(config.QUERY_PASSWORD, "from-env")
-    assert access.load(settings).password == "from-env"
+    monkeypatch.setenv(config.QUERY_PASSWORD, "from-env")  # resolved in Settings, once
+    from_env = config.load(home=tmp_path / "home")
+    assert access.load(from_env).password == "from-env"
+    assert access.ensure(from_env).password == "from-env"
+    assert "from-env" not in repr(from_env)

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from logging_backend import store
+from logging_backend import config, store
 from logging_backend.insights import alerts, metrics
 from logging_backend.insights.alerts import AlertRuleError, Evaluator, Rule, rule_from_mapping
 
@@ -99,12 +99,17 @@ def test_a_rules_file_from_the_environment(tmp_path, monkeypatch):
     path = tmp_path / "rules.toml"
     path.write_text('[[rule]]\nname = "x"\nwindow = "30s"\nabove = 1\nsql = "SELECT 2 AS value"\n')
     monkeypatch.setenv("STAGELOG_ALERT_RULES", str(path))
-    (rule,) = alerts.load_rules()
+    rules_path = config.load(home=tmp_path).alert_rules  # resolved in Settings, passed down
+    assert rules_path == str(path)
+    (rule,) = alerts.load_rules(rules_path)
     assert rule.name == "x" and rule.window_s == 30
+    assert len(alerts.load_rules()) > 1  # no path: the shipped rule set, whatever the env says
     path.write_text('[[rule]]\nname = "x"\nabove = 1\nsql = "S"\n[[rule]]\nname = "x"\n'
                     'above = 2\nsql = "S"\n')
     with pytest.raises(AlertRuleError, match="repeat"):
-        alerts.load_rules()
+        alerts.load_rules(rules_path)
+    thread = alerts.AlertThread(lambda sql, params: [], 0.01, rules_path=rules_path)
+    assert thread.interval_s == 0.1 and thread.evaluator.rules_path == rules_path
 
 
 def test_firing_alerts_reach_metrics_and_the_report(query):

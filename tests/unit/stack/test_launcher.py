@@ -286,6 +286,8 @@ def test_http_is_opt_in_and_then_bound_to_loopback(
     settings: config.Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(config.HTTP, "on")
+    settings = config.load(home=settings.home, http_port=settings.http_port)
+    assert settings.http
     command = launcher.triton_command(settings, Path("/t/tritonserver"), Path("/r"), Path("/b"))
     assert "--allow-http=true" in command and "--http-address=127.0.0.1" in command
     assert f"--http-port={settings.http_port}" in command

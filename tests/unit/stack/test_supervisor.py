@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,83 @@ def test_health_file_round_trips_and_signal_names(tmp_path):
 def test_restart_without_a_stack_is_a_plain_error(tmp_path):
     with pytest.raises(LauncherError, match="no stack"):
         supervisor.request_restart(_settings(tmp_path), "forest")
+
+
+# --------------------------------------------------------------------------- hung server
+
+
+def _supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers) -> tuple:
+    """A Supervisor of a fake stack whose server (pid 4242) answers ``answers()``."""
+    settings = _settings(tmp_path)
+    run = settings.home / "run"
+    run.mkdir(parents=True)
+    (run / "stack.json").write_text(json.dumps({"triton_pid": 4242}))
+    killed: list[int] = []
+    monkeypatch.setattr(supervisor.launcher, "running_pid",
+                        lambda s, name: 4242 if name == supervisor.launcher.TRITON else None)
+    monkeypatch.setattr(supervisor, "kill_server",
+                        lambda pid: killed.append(pid) or "killed (fake)")
+    monkeypatch.setattr(supervisor, "alive", lambda pid: False)
+    monkeypatch.setattr(supervisor, "LIVE_EVERY_S", 0.0)
+    sup = supervisor.Supervisor(settings, probe_s=1.0)
+    monkeypatch.setattr(sup, "_live", answers)
+    monkeypatch.setattr(sup, "_after_server_death", lambda pid: None)
+    sup.parts[supervisor.launcher.TRITON].last_pid = 4242
+    return sup, killed
+
+
+def _run_checks(sup, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sup._check_hung()
+        time.sleep(0.02)
+
+
+def test_a_server_silent_past_the_threshold_is_killed_once_and_recorded(tmp_path, monkeypatch):
+    sup, killed = _supervisor(tmp_path, monkeypatch, lambda: False)
+    sup.hang_s = 0.3
+    _run_checks(sup, 0.2)
+    assert killed == []  # silent, but not for long enough yet
+    sup._write_health()
+    assert "liveness" in service_state.read_health(sup.settings)["down"]["tritonserver"]
+    _run_checks(sup, 0.5)
+    assert killed == [4242]
+    part = sup.parts[supervisor.launcher.TRITON]
+    assert part.down_since is not None  # the process check restarts it (no second crash row)
+    (crash,) = [e for e in service_state.recent_events(sup.settings) if e["event"] == "crash"]
+    assert crash["pid"] == 4242 and crash["signal"] == "SIGKILL"
+    assert crash["detail"].startswith("hung:") and "STAGELOG_HANG_MS" in crash["detail"]
+
+
+def test_a_slow_but_answering_server_is_never_killed(tmp_path, monkeypatch):
+    answers = iter([False, False, True] * 1000)  # two missed checks, then an answer, ...
+    sup, killed = _supervisor(tmp_path, monkeypatch, lambda: next(answers))
+    sup.hang_s = 0.05
+    _run_checks(sup, 0.5)
+    assert killed == []
+
+
+def test_one_late_failure_after_a_long_stall_is_not_a_hang(tmp_path, monkeypatch):
+    sup, killed = _supervisor(tmp_path, monkeypatch, lambda: False)
+    sup.hang_s = 0.0  # even with no time limit: fewer than HANG_MIN_FAILURES checks
+    for _ in range(supervisor.HANG_MIN_FAILURES - 1):
+        sup._check_hung()
+    assert killed == []
+    sup._check_hung()
+    assert killed == [4242]
+
+
+def test_kill_server_kills_its_own_group_or_the_pid_alone():
+    leader = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    child = subprocess.Popen(["sleep", "30"])  # in our group: only the pid may be killed
+    try:
+        assert "process group" in supervisor.kill_server(leader.pid)
+        assert leader.wait(5) == -signal.SIGKILL
+        assert "killed pid" in supervisor.kill_server(child.pid)
+        assert child.wait(5) == -signal.SIGKILL
+        assert "exited already" in supervisor.kill_server(leader.pid)
+    finally:
+        for proc in (leader, child):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

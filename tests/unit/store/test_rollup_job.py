@@ -95,3 +95,19 @@ def test_rows_the_views_rolled_up_before_0090_are_not_counted_again(tmp_path):
         assert rolled(c) == 10
     finally:
         store.close_all()
+
+
+def test_repair_does_not_bring_the_dropped_rollup_views_back(client):
+    from logging_backend.store.repair import missing_objects, repair  # noqa: PLC0415
+
+    client.command("DROP VIEW stagelog.request_index_mv")
+    assert missing_objects(client) == ["stagelog.request_index_mv"]
+    assert repair(client) == ["stagelog.request_index_mv"]
+    views = {name for (name,) in client.query(
+        "SELECT name FROM system.tables WHERE database = 'stagelog' "
+        "AND engine = 'MaterializedView'").result_rows}
+    assert not {"feature_rollup_1h_mv", "field_rollup_1h_mv", "prediction_rollup_1h_mv"} & views
+    assert {"request_index_mv", "stage_latency_1m_mv"} <= views
+    insert(client, 3)
+    rollups.run_once(client, (PREDICTION,))
+    assert rolled(client) == 3  # the batch alone: not twice
