@@ -14,10 +14,11 @@ does (the collector ships them with the rest):
   lines (a traceback), as ``server_logs`` rows. Its read position is kept in
   ``run/server_log.offset`` so that a restarted collector neither skips nor repeats lines; a
   new log file (the launcher rotates it at each server start) is read from its start.
-- A second `LogTailer` follows ``logs/refusals.log``: one line per request Triton refused before
-  a stage ran (written by ``logging_backend/stack/refusal_log.c``, preloaded into tritonserver),
-  parsed by `parse_refusal_lines` into ``server_logs`` rows of source ``refusal`` with the
-  model, the request id and Triton's error message (view ``refused_requests``).
+- `RefusalTailer` (a `LogTailer`) follows ``logs/refusals.log``: one line per request Triton
+  refused before a stage ran (written by ``logging_backend/stack/refusal_log.c``, preloaded
+  into tritonserver), parsed by `parse_refusal_lines` into ``server_logs`` rows of source
+  ``refusal`` with the model, the request id and Triton's error message (view
+  ``refused_requests``).
 
 All three are no-ops that log once when their source is absent (the server not up yet: they keep
 trying).
@@ -456,6 +457,17 @@ class LogTailer(_Worker):
         self._save_state()
 
 
+class RefusalTailer(LogTailer):
+    """Follows ``logs/refusals.log`` (written by ``stack/refusal_log.c``) into ``server_logs``."""
+
+    name = "stagelog-refusal-log"
+
+    def __init__(
+        self, spool_dir: Path, log_path: Path, state_path: Path, interval_s: float = LOG_POLL_S
+    ) -> None:
+        super().__init__(spool_dir, log_path, state_path, interval_s, parse=parse_refusal_lines)
+
+
 def _inode(path: Path) -> int:
     try:
         return path.stat().st_ino
@@ -482,10 +494,7 @@ def start_samplers(home: Path, spool_dir: Path, metrics_port: int) -> list[_Work
             spool_dir, f"http://127.0.0.1:{metrics_port}/metrics", server_pid, interval
         ).start(),
         LogTailer(spool_dir, home / "logs" / "tritonserver.log", run / "server_log.offset").start(),
-        LogTailer(
-            spool_dir, home / "logs" / REFUSAL_LOG, run / "refusal_log.offset",
-            parse=parse_refusal_lines,
-        ).start(),
+        RefusalTailer(spool_dir, home / "logs" / REFUSAL_LOG, run / "refusal_log.offset").start(),
     ]
 
 
@@ -498,6 +507,7 @@ def stop_samplers(workers: Iterable[_Worker]) -> None:
 __all__ = [
     "LogTailer",
     "MetricsSampler",
+    "RefusalTailer",
     "parse_log_lines",
     "parse_prometheus",
     "parse_refusal_lines",

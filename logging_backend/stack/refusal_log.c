@@ -58,9 +58,14 @@ typedef const char *(*error_text_fn)(TRITONSERVER_Error *);
 static request_new_fn real_request_new;
 static infer_async_fn real_infer_async;
 
-static __thread TRITONSERVER_InferenceRequest *last_request;
-static __thread int64_t last_version;
-static __thread char last_model[MODEL_CHARS];
+/* What the thread's last InferenceRequestNew made. initial-exec: a preloaded library is in the
+ * static TLS block, so an access is one fs-relative load, not a __tls_get_addr call. */
+struct last_request_t {
+  TRITONSERVER_InferenceRequest *request;
+  int64_t version;
+  char model[MODEL_CHARS];
+};
+static __thread struct last_request_t last __attribute__((tls_model("initial-exec")));
 
 static char log_path[4096];
 static long max_bytes = DEFAULT_MAX_BYTES;
@@ -127,20 +132,23 @@ TRITONSERVER_Error *TRITONSERVER_InferenceRequestNew(
     TRITONSERVER_InferenceRequest **request, TRITONSERVER_Server *server,
     const char *model_name, const int64_t model_version)
 {
-  if (real_request_new == NULL) {
-    real_request_new = (request_new_fn)resolve("TRITONSERVER_InferenceRequestNew");
+  request_new_fn real = __atomic_load_n(&real_request_new, __ATOMIC_RELAXED);
+  if (real == NULL) { /* threads racing here store the same pointer */
+    real = (request_new_fn)resolve("TRITONSERVER_InferenceRequestNew");
+    __atomic_store_n(&real_request_new, real, __ATOMIC_RELAXED);
   }
-  TRITONSERVER_Error *err = real_request_new(request, server, model_name, model_version);
+  TRITONSERVER_Error *err = real(request, server, model_name, model_version);
   if (err == NULL && request != NULL) {
-    last_request = *request;
-    last_version = model_version;
+    struct last_request_t *mine = &last;
+    mine->request = *request;
+    mine->version = model_version;
     size_t i = 0;
     if (model_name != NULL) {
       for (; i < MODEL_CHARS - 1 && model_name[i] != '\0'; i++) {
-        last_model[i] = model_name[i];
+        mine->model[i] = model_name[i];
       }
     }
-    last_model[i] = '\0';
+    mine->model[i] = '\0';
   }
   return err;
 }
@@ -212,9 +220,9 @@ static void record(TRITONSERVER_InferenceRequest *request, TRITONSERVER_Error *e
   if (id_of(request, &id) != NULL || id == NULL) {
     id = ""; /* an error here is not worth a second record */
   }
-  const int known = (request == last_request);
+  const int known = (request == last.request);
   char version[32];
-  snprintf(version, sizeof(version), "%lld", known ? (long long)last_version : -1LL);
+  snprintf(version, sizeof(version), "%lld", known ? (long long)last.version : -1LL);
 
   struct timeval now;
   struct tm utc;
@@ -224,7 +232,7 @@ static void record(TRITONSERVER_InferenceRequest *request, TRITONSERVER_Error *e
   size_t at = (size_t)snprintf(
       line, sizeof(line), "E%02d%02d %02d:%02d:%02d.%06ld %d refusal] ", utc.tm_mon + 1,
       utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, (long)now.tv_usec, (int)getpid());
-  put_escaped(line, &at, sizeof(line), known ? last_model : "", MODEL_CHARS);
+  put_escaped(line, &at, sizeof(line), known ? last.model : "", MODEL_CHARS);
   put(line, &at, sizeof(line), "\t");
   put(line, &at, sizeof(line), version);
   put(line, &at, sizeof(line), "\t");
@@ -248,10 +256,12 @@ TRITONSERVER_Error *TRITONSERVER_ServerInferAsync(
     TRITONSERVER_Server *server, TRITONSERVER_InferenceRequest *request,
     TRITONSERVER_InferenceTrace *trace)
 {
-  if (real_infer_async == NULL) {
-    real_infer_async = (infer_async_fn)resolve("TRITONSERVER_ServerInferAsync");
+  infer_async_fn real = __atomic_load_n(&real_infer_async, __ATOMIC_RELAXED);
+  if (real == NULL) {
+    real = (infer_async_fn)resolve("TRITONSERVER_ServerInferAsync");
+    __atomic_store_n(&real_infer_async, real, __ATOMIC_RELAXED);
   }
-  TRITONSERVER_Error *err = real_infer_async(server, request, trace);
+  TRITONSERVER_Error *err = real(server, request, trace);
   if (err != NULL) {
     record(request, err);
   }
