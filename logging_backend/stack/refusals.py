@@ -67,7 +67,9 @@ def build(home: Path, compiler: str | None = None) -> Path | None:
         LOG.warning("could not compile %s (exit %d): refusals are not recorded\n%s",
                     SOURCE, done.returncode, done.stderr[-2000:])
         return None
+    os.chmod(tmp, 0o700)  # like everything under the home: the owner's only
     os.replace(tmp, target)
+    LOG.info("built %s (records requests Triton refuses before a stage runs)", target)
     return target
 
 
