@@ -48,6 +48,7 @@ typedef TRITONSERVER_Error *(*infer_async_fn)(
     TRITONSERVER_Server *, TRITONSERVER_InferenceRequest *, TRITONSERVER_InferenceTrace *);
 typedef TRITONSERVER_Error *(*request_id_fn)(TRITONSERVER_InferenceRequest *, const char **);
 typedef const char *(*error_text_fn)(TRITONSERVER_Error *);
+typedef void (*error_delete_fn)(TRITONSERVER_Error *);
 
 #define MODEL_CHARS 256
 #define ID_BYTES 200      /* an id longer than any valid one (128) is cut here */
@@ -217,8 +218,12 @@ static void record(TRITONSERVER_InferenceRequest *request, TRITONSERVER_Error *e
   error_text_fn code_of = (error_text_fn)resolve("TRITONSERVER_ErrorCodeString");
   request_id_fn id_of = (request_id_fn)resolve("TRITONSERVER_InferenceRequestId");
   const char *id = "";
-  if (id_of(request, &id) != NULL || id == NULL) {
-    id = ""; /* an error here is not worth a second record */
+  TRITONSERVER_Error *no_id = id_of(request, &id);
+  if (no_id != NULL || id == NULL) {
+    id = ""; /* not worth a second record */
+  }
+  if (no_id != NULL) {
+    ((error_delete_fn)resolve("TRITONSERVER_ErrorDelete"))(no_id);
   }
   const int known = (request == last.request);
   char version[32];
