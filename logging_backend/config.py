@@ -32,6 +32,9 @@ PROBE_MS = "STAGELOG_PROBE_MS"  # default: 5000 (supervisor: period of the stage
 # A tritonserver that answers no gRPC liveness check for this long is hung: killed, restarted.
 HANG_MS = "STAGELOG_HANG_MS"  # default: 10000 (supervisor; at least 2000)
 TRITON_METRICS_MS = "STAGELOG_TRITON_METRICS_MS"  # default: 5000 (collector: Triton metrics)
+REFUSALS = "STAGELOG_REFUSALS"  # default: on (record requests Triton refuses, refusal_log.c)
+REFUSAL_LOG = "STAGELOG_REFUSAL_LOG"  # set by the launcher: <home>/logs/refusals.log
+REFUSAL_LOG_MAX_BYTES = "STAGELOG_REFUSAL_LOG_MAX_BYTES"  # default: 16777216 (then .1)
 QUERY_USER = "STAGELOG_QUERY_USER"  # default: stagelog (the read-only user of the query door)
 QUERY_PASSWORD = "STAGELOG_QUERY_PASSWORD"  # default: made at first `up`, $HOME/reader.password
 QUERY_PORT = "STAGELOG_QUERY_PORT"  # default: 0 (a free port; run/collector.json names it)
@@ -122,6 +125,7 @@ class Settings:
     query_max_memory_mb: int = 2048
     spool_min_free_mb: int = 256
     rollup_interval_ms: int = 60_000  # 0: this process makes no rollups (another one does)
+    refusals: bool = True  # record requests Triton refuses (stack/refusal_log.c)
     http: bool = False
     supervise: bool = True
     probe_ms: int = 5000
@@ -167,6 +171,7 @@ def load(
     query_user: str | None = None,
     query_port: int | None = None,
     rollup_interval_ms: int | None = None,
+    refusals: bool | None = None,
     http: bool | None = None,
     supervise: bool | None = None,
     probe_ms: int | None = None,
@@ -200,6 +205,7 @@ def load(
         query_max_result_mb=get_int(QUERY_MAX_RESULT_MB, 1024, minimum=1),
         query_max_memory_mb=get_int(QUERY_MAX_MEMORY_MB, 2048, minimum=64),
         rollup_interval_ms=get_int(ROLLUP_INTERVAL_MS, 60_000, rollup_interval_ms, minimum=0),
+        refusals=get_bool(REFUSALS, True, refusals),
         http=get_bool(HTTP, False, http),
         supervise=get_bool(SUPERVISE, True, supervise),
         probe_ms=get_int(PROBE_MS, 5000, probe_ms, minimum=100),

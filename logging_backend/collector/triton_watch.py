@@ -8,19 +8,25 @@ does (the collector ships them with the rest):
   (request success and failure by model and reason, request / execution / inference counts,
   queue, compute and request durations, pending requests) as ``triton_metrics`` rows. A
   request a dead stub fails is counted there (2.51 counts no failure for a request it refuses
-  at input validation: those are not in the store yet).
+  at input validation: those come from ``refusals.log``, below).
 - `LogTailer` follows ``$STAGELOG_HOME/logs/tritonserver.log`` (stdout and stderr of the
   server and its stubs) and keeps warnings, errors and fatal lines, with their continuation
   lines (a traceback), as ``server_logs`` rows. Its read position is kept in
   ``run/server_log.offset`` so that a restarted collector neither skips nor repeats lines; a
   new log file (the launcher rotates it at each server start) is read from its start.
+- `RefusalTailer` (a `LogTailer`) follows ``logs/refusals.log``: one line per request Triton
+  refused before a stage ran (written by ``logging_backend/stack/refusal_log.c``, preloaded
+  into tritonserver), parsed by `parse_refusal_lines` into ``server_logs`` rows of source
+  ``refusal`` with the model, the request id and Triton's error message (view
+  ``refused_requests``).
 
-Both are no-ops that log once when their source is absent (the server not up yet: they keep
+All three are no-ops that log once when their source is absent (the server not up yet: they keep
 trying).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -46,6 +52,7 @@ KEEP_PREFIXES = ("nv_inference_",)
 LOG_POLL_S = 0.5
 MAX_MESSAGE_CHARS = 16_000
 MAX_CONTINUATION_LINES = 60
+REFUSAL_LOG = "refusals.log"  # in $STAGELOG_HOME/logs, written by stack/refusal_log.c
 
 TRITON_METRICS_SCHEMA = SCHEMAS["triton_metrics"]
 
@@ -205,6 +212,28 @@ _MODEL = re.compile(
 )
 
 
+# Triton prefixes what it says about one request with "[request id: <id>] " (<id_unknown>: none).
+_REQUEST_ID = re.compile(r"\[request id: ([^\]]*)\]")
+_REQUEST_PREFIX = re.compile(r"^\[request id: [^\]]*\]? ?")
+# The request-id rule of riskpipe.limits (the collector imports no workload code).
+_VALID_ID = re.compile(r"[A-Za-z0-9_.:/+=@-]{1,128}")
+_ESCAPE = re.compile(r"\\(x[0-9a-f]{2}|.)")
+_UNESCAPE = {"t": "\t", "n": "\n", "\\": "\\"}
+
+
+def request_id_of(raw: str) -> str:
+    """A request id fit to store: as sent when it follows the rule, else ``invalid-<digest>``.
+
+    ``''`` and Triton's ``<id_unknown>`` mean none. The digest is the one `pipeline` gives a
+    refused id (sha256, 16 hex digits), of what reached the log (at most 200 bytes of it).
+    """
+    if raw in ("", "<id_unknown>"):
+        return ""
+    if _VALID_ID.fullmatch(raw):
+        return raw
+    return "invalid-" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
 def model_named(message: str) -> str:
     """The model a log message is about, or ''."""
     match = _MODEL.search(message)
@@ -247,6 +276,8 @@ def parse_log_lines(
                 "pid": int(pid),
                 "location": location.strip(),
                 "model": model_named(message),
+                "request_id": request_id_of(found.group(1))
+                if (found := _REQUEST_ID.search(message)) else "",
                 "message": message,
                 "log_file": log_file,
                 "log_offset": offset,
@@ -268,6 +299,7 @@ def parse_log_lines(
                     "pid": 0,
                     "location": "",
                     "model": model_named(line),
+                    "request_id": "",
                     "message": line,
                     "log_file": log_file,
                     "log_offset": offset,
@@ -280,22 +312,88 @@ def parse_log_lines(
     return rows
 
 
+def _unescape(field: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        code = match.group(1)
+        return chr(int(code[1:], 16)) if len(code) == 3 else _UNESCAPE.get(code, code)
+
+    return _ESCAPE.sub(one, field)
+
+
+def parse_refusal_lines(
+    lines: list[tuple[int, str]], year: int, log_file: str, host: str
+) -> list[dict[str, Any]]:
+    """``server_logs`` rows (source ``refusal``) from the lines of ``refusals.log``.
+
+    A line is ``E<mmdd> <time> <pid> refusal] model<TAB>version<TAB>id<TAB>code<TAB>message``
+    with tab, newline, backslash and control bytes escaped (``refusal_log.c``). The message is
+    Triton's, without its ``[request id: ...]`` prefix (the id has its column); a version other
+    than -1 (latest) is named in it. A line of another shape is kept whole as the message.
+    """
+    rows: list[dict[str, Any]] = []
+    for offset, line in lines:
+        match = _GLOG.match(line)
+        if not match:
+            continue
+        _, mmdd, clock, pid, location, body = match.groups()
+        try:
+            ts = datetime.strptime(f"{year}{mmdd} {clock[:15]}", "%Y%m%d %H:%M:%S.%f")
+            ts = ts.replace(tzinfo=timezone.utc)
+        except ValueError:
+            ts = _now()
+        fields = body.split("\t")
+        if len(fields) == 5:
+            model, version, raw_id, code, text = (_unescape(f) for f in fields)
+            text = _REQUEST_PREFIX.sub("", text)
+            if version not in ("", "-1"):
+                text = f"version {version}: {text}"
+            message = f"{code}: {text}" if code else text
+        else:
+            model, raw_id, message = model_named(body), "", _unescape(body)
+        rows.append(
+            {
+                "ts": ts,
+                "host": host,
+                "source": "refusal",
+                "level": "error",
+                "pid": int(pid),
+                "location": location.strip(),
+                "model": model,
+                "request_id": request_id_of(raw_id),
+                "message": message[:MAX_MESSAGE_CHARS],
+                "log_file": log_file,
+                "log_offset": offset,
+            }
+        )
+    return rows
+
+
+Parser = Callable[[list[tuple[int, str]], int, str, str], list[dict[str, Any]]]
+
+
 class LogTailer(_Worker):
-    """Follows Triton's log file into ``server_logs`` segments.
+    """Follows a log file of the server into ``server_logs`` segments.
 
     Args:
         spool_dir: ``$STAGELOG_HOME/spool``.
-        log_path: ``$STAGELOG_HOME/logs/tritonserver.log``.
+        log_path: ``$STAGELOG_HOME/logs/tritonserver.log`` (or ``refusals.log``).
         state_path: Where the read position is kept (``run/server_log.offset``).
         interval_s: Seconds between polls.
+        parse: Lines to rows (`parse_log_lines`; `parse_refusal_lines` for ``refusals.log``).
     """
 
     name = "stagelog-triton-log"
 
     def __init__(
-        self, spool_dir: Path, log_path: Path, state_path: Path, interval_s: float = LOG_POLL_S
+        self,
+        spool_dir: Path,
+        log_path: Path,
+        state_path: Path,
+        interval_s: float = LOG_POLL_S,
+        parse: Parser = parse_log_lines,
     ) -> None:
         super().__init__(interval_s)
+        self.parse = parse
         self.spool_dir = Path(spool_dir)
         self.log_path = Path(log_path)
         self.state_path = Path(state_path)
@@ -349,7 +447,7 @@ class LogTailer(_Worker):
         for raw in data.splitlines(keepends=True):
             lines.append((position, raw.decode("utf-8", "replace").rstrip("\r\n")))
             position += len(raw)
-        rows = parse_log_lines(lines, _now().year, str(path), self.host)
+        rows = self.parse(lines, _now().year, str(path), self.host)
         if rows:
             write_table(
                 self.spool_dir, "server_logs", pa.Table.from_pylist(rows, schema=SERVER_LOGS_SCHEMA)
@@ -357,6 +455,17 @@ class LogTailer(_Worker):
             self.rows_written += len(rows)
         self.offset = position
         self._save_state()
+
+
+class RefusalTailer(LogTailer):
+    """Follows ``logs/refusals.log`` (written by ``stack/refusal_log.c``) into ``server_logs``."""
+
+    name = "stagelog-refusal-log"
+
+    def __init__(
+        self, spool_dir: Path, log_path: Path, state_path: Path, interval_s: float = LOG_POLL_S
+    ) -> None:
+        super().__init__(spool_dir, log_path, state_path, interval_s, parse=parse_refusal_lines)
 
 
 def _inode(path: Path) -> int:
@@ -369,7 +478,7 @@ def _inode(path: Path) -> int:
 def start_samplers(
     home: Path, spool_dir: Path, metrics_port: int, interval_ms: int = DEFAULT_METRICS_MS
 ) -> list[_Worker]:
-    """Start both samplers for the stack in ``home`` (the collector's hook).
+    """Start the samplers for the stack in ``home`` (the collector's hook).
 
     Args:
         home: The stack's state directory (its tritonserver pid file and log).
@@ -392,6 +501,7 @@ def start_samplers(
             spool_dir, f"http://127.0.0.1:{metrics_port}/metrics", server_pid, interval
         ).start(),
         LogTailer(spool_dir, home / "logs" / "tritonserver.log", run / "server_log.offset").start(),
+        RefusalTailer(spool_dir, home / "logs" / REFUSAL_LOG, run / "refusal_log.offset").start(),
     ]
 
 
@@ -404,8 +514,11 @@ def stop_samplers(workers: Iterable[_Worker]) -> None:
 __all__ = [
     "LogTailer",
     "MetricsSampler",
+    "RefusalTailer",
     "parse_log_lines",
     "parse_prometheus",
+    "parse_refusal_lines",
+    "request_id_of",
     "start_samplers",
     "stop_samplers",
 ]

@@ -196,6 +196,7 @@ SCHEMAS["server_logs"] = pa.schema(
         ("pid", pa.uint32()),
         ("location", _STR),
         ("model", _STR),
+        ("request_id", _STR),
         ("message", _STR),
         ("log_file", _STR),
         ("log_offset", pa.uint64()),

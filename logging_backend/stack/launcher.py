@@ -33,6 +33,7 @@ import psutil
 from logging_backend import config, store
 from logging_backend.config import REPO_ROOT, Settings
 from logging_backend.errors import LauncherError
+from logging_backend.stack import refusals
 from logging_backend.store import access
 
 LOG = logging.getLogger(__name__)
@@ -368,7 +369,8 @@ def stack_env(
 
     The virtualenv's ``bin`` comes first on ``PATH`` (the stub finds numpy through it), the
     repository root first on ``PYTHONPATH`` (``model.py`` imports ``riskpipe`` and
-    ``logging_backend``), and every ``STAGELOG_*`` setting is exported explicitly.
+    ``logging_backend``), and every ``STAGELOG_*`` setting is exported explicitly. When
+    ``refusal_log.c`` was built for this home, ``LD_PRELOAD`` names it (`refusals`).
     """
     env = dict(os.environ if base is None else base)
     venv_bin = str(Path(sys.prefix) / "bin")
@@ -387,6 +389,7 @@ def stack_env(
             config.METRICS_PORT: str(settings.metrics_port),
             config.LOGGING: "on" if settings.logging else "off",
             config.FLUSH_MS: str(settings.flush_ms),
+            config.ROLLUP_INTERVAL_MS: str(settings.rollup_interval_ms),
             config.SPOOL_BUDGET_MB: str(settings.spool_budget_mb),
             config.SPOOL_MIN_FREE_MB: str(settings.spool_min_free_mb),
             config.DEVICE: settings.device,
@@ -394,6 +397,7 @@ def stack_env(
             config.TRITON_VERSION: version,
         }
     )
+    env.update(refusals.preload_env(settings.home, env, refusals.enabled(settings)))
     return env
 
 
@@ -653,6 +657,8 @@ def up(
         _pid_file(settings, name).unlink(missing_ok=True)
     _stack_file(settings).unlink(missing_ok=True)
     backend_dir = prepare_backend_dir(settings.home, backend, stub)
+    if refusals.enabled(settings):
+        refusals.build(settings.home)  # once per home; without a compiler: not recorded
     probe_env = stack_env(settings, binary, "unknown", wheel_dir=wheel_dir)
     version = triton_version(binary, probe_env)
     env = stack_env(settings, binary, version, wheel_dir=wheel_dir)

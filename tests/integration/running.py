@@ -63,6 +63,10 @@ class RunningStack:
         return launcher.grpc_ready(self.settings.grpc_port)
 
 
+# The hourly rollups every 2 s instead of every minute: tests read them right after serving.
+TEST_ROLLUP_INTERVAL_MS = 2000
+
+
 def start_stack(home: Path, logging: bool = True, **up_kwargs: object) -> RunningStack:
     """Start a stack in ``home`` on free ports (callers must `launcher.down` it)."""
     grpc_port, http_port, metrics_port = launcher.free_ports(3)
@@ -73,6 +77,7 @@ def start_stack(home: Path, logging: bool = True, **up_kwargs: object) -> Runnin
         http_port=http_port,
         metrics_port=metrics_port,
         logging=logging,
+        rollup_interval_ms=TEST_ROLLUP_INTERVAL_MS,
     )
     up_kwargs.setdefault("timeout", STARTUP_TIMEOUT_S)
     stack = launcher.up(settings, **up_kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -268,37 +269,56 @@ def test_json_nested_120000_deep_is_refused_on_grpc_and_http_is_off(faults: Runn
     assert faults.alive()
 
 
-@pytest.mark.xfail(
-    strict=False,  # an earlier test's stage-level failures can land in the window
-    reason="measured: Triton 2.51 counts no nv_inference_request_failure for requests it "
-    "refuses at input validation (dtype, shape, batch size); not in the store yet",
-)
-def test_requests_triton_refuses_before_a_stage_runs_are_in_triton_metrics(
+def test_requests_triton_refuses_before_a_stage_runs_are_rows_in_the_store(
     faults: RunningStack,
 ) -> None:
+    # Triton 2.51 refuses these in ServerInferAsync, counts them in no metric and logs them
+    # only at --log-verbose=1: the preloaded refusal_log.c writes logs/refusals.log, the
+    # collector tails it into server_logs (source 'refusal', view refused_requests).
     settings = faults.settings
-    failures = (
-        "SELECT sum(value) FROM stagelog.triton_metrics WHERE metric = "
-        "'nv_inference_request_failure' AND model = 'pipeline' AND ts = (SELECT max(ts) FROM "
-        "stagelog.triton_metrics WHERE metric = 'nv_inference_request_failure')"
-    )
-    before = eventually(lambda: rows(settings, failures)[0][0] is not None and
-                        scalar(settings, failures) + 1, 60, "a metrics sample") - 1
-    refused = 0
+    tag = uuid.uuid4().hex[:6]
+    one = np.array([[json.dumps(POOL[0]).encode()]], dtype=object)
     cases = {
-        "wrong dtype": (np.zeros((1, 1), dtype=np.float32), "FP32", "RAW"),
-        "wrong shape": (np.array([[b"{}", b"{}"]], dtype=object), "BYTES", "RAW"),
-        "batch over max_batch_size": (np.array([[b"{}"]] * 300, dtype=object), "BYTES", "RAW"),
-        "missing input": (np.array([[b"{}"]], dtype=object), "BYTES", "NOT_RAW"),
-        "empty batch": (np.zeros((0, 1), dtype=object), "BYTES", "RAW"),
+        "dtype": ([("RAW", np.zeros((1, 1), dtype=np.float32), "FP32")], "data-type is 'FP32'"),
+        "shape": ([("RAW", np.array([[b"{}", b"{}"]], dtype=object), "BYTES")],
+                  "unexpected shape for input 'RAW'"),
+        "batch": ([("RAW", np.array([[b"{}"]] * 300, dtype=object), "BYTES")],
+                  "batch-size must be <= 256"),
+        "missing": ([], "missing required input(s) ['RAW']"),
+        "extra": ([("RAW", one, "BYTES"), ("EXTRA", one, "BYTES")], "got 2 inputs"),
+        "empty": ([("RAW", np.zeros((0, 1), dtype=object), "BYTES")], "got 0"),
     }
-    for case, (data, dtype, name) in cases.items():
+    client = _client(faults)
+    answers = {}
+    for case, (tensors, words) in cases.items():
+        inputs = [_tensor(name, data, dtype) for name, data, dtype in tensors]
         with pytest.raises(InferenceServerException) as err:
-            faults.infer_raw(data, datatype=dtype, name=name, request_id=f"refused-{case[:5]}")
-        assert err.value.status() in ("StatusCode.INVALID_ARGUMENT", "StatusCode.INTERNAL"), case
-        refused += 1
-    eventually(lambda: scalar(settings, failures) >= before + refused, 60,
-               f"{refused} more pipeline failures in triton_metrics")
+            client.infer("pipeline", inputs, request_id=f"refused-{case}-{tag}")
+        assert err.value.status() == "StatusCode.INVALID_ARGUMENT", case
+        assert words in err.value.message(), (case, err.value.message())
+        answers[f"refused-{case}-{tag}"] = err.value.message()
+    with pytest.raises(InferenceServerException):  # no id at all: stored with ''
+        client.infer("pipeline", [_tensor("RAW", np.zeros((1, 1), np.float32), "FP32")])
+    client.close()
+    # One row per refusal: the id as sent, the model, Triton's message word for word.
+    stored = eventually(lambda: (found := rows(
+        settings, "SELECT request_id, model, error FROM stagelog.refused_requests "
+        "WHERE request_id IN {ids:Array(String)}", ids=list(answers))) and
+        len(found) >= len(answers) and found, 30, "refusals in refused_requests")
+    assert len(stored) == len(answers), stored  # and none twice
+    prefix = re.compile(r"^\[request id: [^\]]*\] ")
+    for request_id, model, error in stored:
+        assert model == "pipeline", (request_id, model)
+        assert error == "Invalid argument: " + prefix.sub("", answers[request_id]), error
+    assert scalar(settings, "SELECT count() FROM stagelog.server_logs WHERE source = 'refusal' "
+                  "AND request_id = '' AND position(message, 'FP32') > 0") >= 1
+    assert faults.alive()
+
+
+def _tensor(name: str, data: np.ndarray, dtype: str) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, list(data.shape), dtype)
+    tensor.set_data_from_numpy(data)
+    return tensor
 
 
 # --------------------------------------------------------------------------- crashes

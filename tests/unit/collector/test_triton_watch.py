@@ -89,3 +89,79 @@ def test_metrics_sampler_writes_rows_and_tolerates_no_server(tmp_path):
     assert sampler.rows_written == 0
     table = tw.metrics_rows(tw.parse_prometheus(METRICS), 7, "h", tw._now())
     assert table.schema == tw.TRITON_METRICS_SCHEMA and table.num_rows == 4
+
+
+REFUSALS = [
+    "E1201 13:12:13.357388 7111 refusal] pipeline\t-1\tr-dtype\tInvalid argument\t[request id: "
+    "r-dtype] inference input 'RAW' data-type is 'FP32', but model 'pipeline' expects 'BYTES'",
+    "E1201 13:12:13.366412 7111 refusal] mlp\t2\t\tInvalid argument\tunexpected inference input "
+    "'NOT_RAW' for model 'mlp'",
+    "E1201 13:12:13.368768 7111 refusal] pipeline\t-1\tbad id\\twith tab\tInvalid argument\t"
+    "[request id: bad id\\twith tab] line one\\nline two \\\\ \\x01",
+    "not a line of refusal_log.c",
+]
+
+
+def _numbered(lines):
+    out, offset = [], 0
+    for line in lines:
+        out.append((offset, line))
+        offset += len(line) + 1
+    return out
+
+
+def test_refusal_lines_give_model_request_id_and_tritons_message():
+    rows = tw.parse_refusal_lines(_numbered(REFUSALS), 2026, "/h/logs/refusals.log", "host")
+    assert len(rows) == 3  # the line of another shape is skipped
+    first, second, third = rows
+    assert (first["source"], first["level"], first["model"], first["request_id"]) == (
+        "refusal", "error", "pipeline", "r-dtype")
+    assert first["message"] == (
+        "Invalid argument: inference input 'RAW' data-type is 'FP32', but model 'pipeline' "
+        "expects 'BYTES'")
+    assert first["ts"].isoformat() == "2026-12-01T13:12:13.357388+00:00"
+    assert first["pid"] == 7111 and first["log_offset"] == 0
+    # No id sent: ''. A version other than latest is named.
+    assert second["request_id"] == "" and second["model"] == "mlp"
+    assert second["message"].startswith("Invalid argument: version 2: unexpected inference")
+    # Escapes undone; an id outside the rule is stored as a digest, never as sent.
+    assert third["message"] == "Invalid argument: line one\nline two \\ \x01"
+    assert third["request_id"].startswith("invalid-") and len(third["request_id"]) == 24
+
+
+def test_request_ids_follow_the_request_id_rule():
+    assert tw.request_id_of("client-42/7") == "client-42/7"
+    assert tw.request_id_of("<id_unknown>") == ""
+    assert tw.request_id_of("x" * 129).startswith("invalid-")
+    assert tw.request_id_of("a b") != tw.request_id_of("a c")
+
+
+def test_triton_log_lines_carry_their_request_id():
+    line = ("E1201 09:12:34.123456 4242 infer_request.cc:1] \"[request id: abc-1] failed for "
+            "model 'forest'\"")
+    (row,) = tw.parse_log_lines([(0, line)], 2026, "/l", "h")
+    assert row["request_id"] == "abc-1" and row["model"] == "forest"
+    (row,) = tw.parse_log_lines([(0, LOG[1])], 2026, "/l", "h")
+    assert row["request_id"] == ""
+
+
+def test_refusal_tailer_reads_the_rotated_file_first_and_writes_server_logs(tmp_path):
+    spool, log = tmp_path / "spool", tmp_path / "refusals.log"
+    state = tmp_path / "refusal_log.offset"
+    log.write_text(REFUSALS[0] + "\n")
+    tw.RefusalTailer(spool, log, state).step()
+    with open(log, "a") as handle:  # written after the last read, then rotated by the library
+        handle.write(REFUSALS[1] + "\n")
+    log.rename(log.with_name(log.name + ".1"))
+    log.write_text(REFUSALS[2] + "\n")
+    tailer = tw.RefusalTailer(spool, log, state)
+    tailer.step()
+    assert tailer.name == "stagelog-refusal-log"
+    tables = [
+        data for ref in layout.list_segments(spool)
+        for name, data in layout.read_segment(ref.path).items() if name == "server_logs"
+    ]
+    ids = [i for data in tables for i in data.column("request_id").to_pylist()]
+    sources = {s for data in tables for s in data.column("source").to_pylist()}
+    assert ids[:2] == ["r-dtype", ""] and ids[2].startswith("invalid-") and len(ids) == 3
+    assert sources == {"refusal"}
