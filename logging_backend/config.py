@@ -42,7 +42,7 @@ QUERY_TIMEOUT_S = "STAGELOG_QUERY_TIMEOUT_S"  # default: 60 (max_execution_time 
 QUERY_MAX_RESULT_MB = "STAGELOG_QUERY_MAX_RESULT_MB"  # default: 1024 (max_result_bytes)
 QUERY_MAX_MEMORY_MB = "STAGELOG_QUERY_MAX_MEMORY_MB"  # default: 2048 (max_memory_usage)
 ALERT_RULES = "STAGELOG_ALERT_RULES"  # default: logging_backend/insights/alert_rules.toml
-ALERT_INTERVAL_MS = "STAGELOG_ALERT_INTERVAL_MS"  # default: 15000 (alert evaluation period)
+ALERT_INTERVAL_MS = "STAGELOG_ALERT_INTERVAL_MS"  # default: 60000 (alert evaluation period, as Prometheus)
 ROLLUP_INTERVAL_MS = "STAGELOG_ROLLUP_INTERVAL_MS"  # default: 60000 (hourly rollups' batches)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,7 @@ class Settings:
     hang_ms: int = 10000
     triton_metrics_ms: int = 5000
     alert_rules: str = ""  # "" = the shipped rule set (insights/alert_rules.toml)
-    alert_interval_ms: int = 15000
+    alert_interval_ms: int = 60_000
     # A secret: kept out of repr (logs, tracebacks, status); "" = the home's password file.
     query_password: str = field(default="", repr=False)
 
@@ -212,6 +212,6 @@ def load(
         hang_ms=get_int(HANG_MS, 10000, hang_ms, minimum=2000),
         triton_metrics_ms=get_int(TRITON_METRICS_MS, 5000, triton_metrics_ms, minimum=100),
         alert_rules=get_str(ALERT_RULES, "", alert_rules),
-        alert_interval_ms=get_int(ALERT_INTERVAL_MS, 15000, alert_interval_ms),
+        alert_interval_ms=get_int(ALERT_INTERVAL_MS, 60_000, alert_interval_ms),
         query_password=get_str(QUERY_PASSWORD, "", query_password),
     )

@@ -42,7 +42,7 @@ Query = Callable[[str, "dict[str, Any] | None"], list[dict[str, Any]]]
 DEFAULT_RULES = Path(__file__).with_name("alert_rules.toml")
 SEVERITIES = ("info", "warning", "critical")
 DIRECTIONS = ("above", "below", "outside")
-DEFAULT_INTERVAL_MS = 15_000
+DEFAULT_INTERVAL_MS = 60_000  # Prometheus's default evaluation_interval (1m)
 MIN_BASELINE_WINDOWS = 3
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

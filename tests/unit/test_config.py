@@ -14,7 +14,7 @@ NEW = {  # field: (variable, default, a value to set, what it parses to)
     "hang_ms": (config.HANG_MS, 10000, "20000", 20000),
     "triton_metrics_ms": (config.TRITON_METRICS_MS, 5000, "250", 250),
     "alert_rules": (config.ALERT_RULES, "", "/etc/rules.toml", "/etc/rules.toml"),
-    "alert_interval_ms": (config.ALERT_INTERVAL_MS, 15000, "0", 0),
+    "alert_interval_ms": (config.ALERT_INTERVAL_MS, 60000, "0", 0),
     "query_password": (config.QUERY_PASSWORD, "", "s3cret-pw", "s3cret-pw"),
 }
 
