@@ -42,7 +42,7 @@ QUERY_TIMEOUT_S = "STAGELOG_QUERY_TIMEOUT_S"  # default: 60 (max_execution_time 
 QUERY_MAX_RESULT_MB = "STAGELOG_QUERY_MAX_RESULT_MB"  # default: 1024 (max_result_bytes)
 QUERY_MAX_MEMORY_MB = "STAGELOG_QUERY_MAX_MEMORY_MB"  # default: 2048 (max_memory_usage)
 ALERT_RULES = "STAGELOG_ALERT_RULES"  # default: logging_backend/insights/alert_rules.toml
-ALERT_INTERVAL_MS = "STAGELOG_ALERT_INTERVAL_MS"  # default: 60000 (alert evaluation period, as Prometheus)
+ALERT_INTERVAL_MS = "STAGELOG_ALERT_INTERVAL_MS"  # default: 60000 (as Prometheus evaluates)
 ROLLUP_INTERVAL_MS = "STAGELOG_ROLLUP_INTERVAL_MS"  # default: 60000 (hourly rollups' batches)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
