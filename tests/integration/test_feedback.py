@@ -72,10 +72,13 @@ def test_actions_and_labels_land_in_their_tables(stack, scored):
     assert [(r["row"], r["label"], int(r["reports"])) for r in latest] == [
         (0, "legit", 1), (1, "card_fraud", 1)
     ]
-    # The scored rows are known, so none of these reports is unmatched.
-    assert query(
+    # Once the scored rows are in (each stage flushes on its own: they may land after the
+    # reports), none of these reports is unmatched.
+    assert wait_for(
+        query,
         "SELECT count() AS n FROM stagelog.feedback_unmatched WHERE request_id = {r:String}",
         {"r": rid},
+        lambda rows: rows == [{"n": 0}],
     ) == [{"n": 0}]
 
 
