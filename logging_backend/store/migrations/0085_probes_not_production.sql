@@ -3,13 +3,14 @@
 -- (the pipeline probe's id reaches every stage of the ensemble). Their rows stay in the base
 -- tables (evidence that the health checks ran, and stub_rows_lost needs them: Triton counts the
 -- probes too) but are left out of every production metric, the same way replays ('replay-' ids,
--- migration 0070) are: the views are replaced with both prefixes left out, and the rollups'
--- materialized views are dropped and created again with the same names and targets (as 0070
--- did for stage_latency_1m_mv). The targets keep their rows; probe rows the old views rolled
--- up before this migration stay in them (at most one per stage per probe period). The DROP and
--- CREATE run before the collector ships anything, so no production row falls between them on
--- an embedded store; on a server with several collectors, a batch inserted between the two
--- statements is missing from that rollup only (the raw rows are kept).
+-- migration 0070) are: the views are replaced with both prefixes left out, and
+-- stage_latency_1m_mv is dropped and created again with the same name and target (as 0070
+-- did). The target keeps its rows; probe rows the old view rolled up before this migration
+-- stay in it (at most one per stage per probe period). The DROP and CREATE run before the
+-- collector ships anything, so no production row falls between them on an embedded store; on
+-- a server with several collectors, a batch inserted between the two statements is missing
+-- from that rollup only (the raw rows are kept). The hourly rollups' views are not recreated
+-- here: migration 0090 replaces them with a batch job that leaves both prefixes out.
 -- Views that join labels or actions (labelled_predictions, online_accuracy, decision_outcomes)
 -- need nothing: the feedback probe is refused by the stub, so a probe id has neither.
 
@@ -112,76 +113,3 @@ SELECT
 FROM stagelog.stage_events
 WHERE NOT startsWith(request_id, 'replay-') AND NOT startsWith(request_id, 'stagelog-probe-')
 GROUP BY minute, stage, model_name, model_version, status;
-
-DROP VIEW IF EXISTS stagelog.feature_rollup_1h_mv;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS stagelog.feature_rollup_1h_mv TO stagelog.feature_rollup_1h AS
-SELECT
-    hour,
-    features_version,
-    feature_index,
-    count()                                                     AS `values`,
-    countIf(NOT isFinite(value))                                AS nan_values,
-    sumIf(value, isFinite(value))                               AS value_sum,
-    sumMapState([toUInt16(arrayCount(e -> e <= value, edges))], [toUInt64(1)]) AS bins,
-    quantilesTDigestStateIf(0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)(value, isFinite(value))
-                                                                AS quantiles
-FROM
-(
-    SELECT
-        toStartOfHour(toDateTime(ts, 'UTC'))                    AS hour,
-        model_version                                           AS features_version,
-        toUInt16((i - 1) % shape[2])                            AS feature_index,
-        v                                                       AS value
-    FROM stagelog.stage_tensors
-    ARRAY JOIN if(empty(values_f32), values_f64, arrayMap(x -> toFloat64(x), values_f32)) AS v,
-               arrayEnumerate(if(empty(values_f32), values_f64, values_f32)) AS i
-    WHERE stage = 'features' AND direction = 'output' AND name = 'FEATURES'
-      AND length(shape) = 2 AND NOT startsWith(request_id, 'replay-') AND NOT startsWith(request_id, 'stagelog-probe-')
-) AS served
-LEFT JOIN
-(
-    SELECT features_version, feature_index, argMax(edges, loaded_at) AS edges
-    FROM stagelog.feature_baseline
-    GROUP BY features_version, feature_index
-) AS baseline USING (features_version, feature_index)
-GROUP BY hour, features_version, feature_index;
-
-DROP VIEW IF EXISTS stagelog.field_rollup_1h_mv;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS stagelog.field_rollup_1h_mv TO stagelog.field_rollup_1h AS
-SELECT
-    toStartOfHour(toDateTime(ts, 'UTC'))                        AS hour,
-    model_version                                               AS preprocess_version,
-    f.1                                                         AS field,
-    f.2                                                         AS kind,
-    count()                                                     AS n
-FROM stagelog.stage_tensors
-ARRAY JOIN values_str AS s
-ARRAY JOIN arrayConcat(
-    [('', 'rows')],
-    if(JSONExtractBool(s, 'duplicate'), [('', 'duplicate')], []),
-    arrayMap(x -> (x, 'imputed'), JSONExtract(s, 'imputed', 'Array(String)')),
-    arrayMap(x -> (x, 'unknown_category'), JSONExtract(s, 'unknown_category', 'Array(String)')),
-    arrayMap(x -> (x, 'clipped'), JSONExtract(s, 'clipped', 'Array(String)'))
-) AS f
-WHERE stage = 'preprocess' AND direction = 'output' AND name = 'PROCESSED'
-  AND NOT startsWith(request_id, 'replay-') AND NOT startsWith(request_id, 'stagelog-probe-')
-GROUP BY hour, preprocess_version, field, kind;
-
-DROP VIEW IF EXISTS stagelog.prediction_rollup_1h_mv;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS stagelog.prediction_rollup_1h_mv
-TO stagelog.prediction_rollup_1h AS
-SELECT
-    toStartOfHour(toDateTime(ts, 'UTC'))                        AS hour,
-    model,
-    model_version,
-    predicted_class,
-    decision,
-    count()                                                     AS rows,
-    sumMapState(CAST(mapKeys(class_probs), 'Array(String)'),
-                arrayMap(p -> toFloat64(p), mapValues(class_probs))) AS class_prob_sums
-FROM stagelog.predictions
-WHERE NOT startsWith(request_id, 'replay-') AND NOT startsWith(request_id, 'stagelog-probe-')
-GROUP BY hour, model, model_version, predicted_class, decision;
