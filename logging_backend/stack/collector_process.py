@@ -29,6 +29,15 @@ def _ensure_baseline(query: Any) -> int:
         return metrics.ensure_baseline(query)
 
 
+def _query_of(collector: Any) -> Any:
+    """Rows of SQL run on the collector's own client (serialised with shipping)."""
+
+    def query(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return metrics.parse_rows(collector.query(sql, params, "JSONEachRow"))
+
+    return query
+
+
 def start_alerts(collector: Any) -> alerts.AlertThread | None:
     """Start the alert thread on ``collector``'s store; returns it (stopped at the end).
 
@@ -39,9 +48,7 @@ def start_alerts(collector: Any) -> alerts.AlertThread | None:
     if settings.alert_interval_ms == 0:
         return None
 
-    def query(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return metrics.parse_rows(collector.query(sql, params, "JSONEachRow"))
-
+    query = _query_of(collector)
     return alerts.AlertThread(
         query, settings.alert_interval_ms / 1000,
         prepare=lambda: _ensure_baseline(query),
@@ -65,9 +72,7 @@ def start_rollups(collector: Any) -> rollups.RollupThread | None:
         )
         return None
 
-    def query(sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return metrics.parse_rows(collector.query(sql, params, "JSONEachRow"))
-
+    query = _query_of(collector)
     return rollups.RollupThread(
         collector.client, collector.lock, settings.rollup_interval_ms / 1000.0,
         prepare=lambda: _ensure_baseline(query),

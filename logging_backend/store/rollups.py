@@ -22,6 +22,7 @@ not run on a cluster (``STAGELOG_CLUSTER``): block numbers are per shard there.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -55,7 +56,12 @@ class Rollup:
 
     def select(self) -> str:
         """Its SELECT over one block range of one partition of the source."""
-        return (SQL_DIR / f"{self.name}.sql").read_text(encoding="utf-8")
+        return _sql(self.name)
+
+
+@functools.cache
+def _sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
 ROLLUPS = (
