@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from bench.overhead import _tree_cpu_s
 from clients.score import score_batch
 from logging_backend import config
 from logging_backend.stack import launcher
@@ -44,18 +44,6 @@ STACKS = {
     "preload": ("on", []),
     "verbose": ("off", ["--log-verbose=1"]),
 }
-
-
-def _tree_cpu_s(pid: int) -> float:
-    root = psutil.Process(pid)
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def _log_size(settings: config.Settings) -> tuple[int, int]:
