@@ -7,12 +7,14 @@ to back, then ``--settle`` seconds for the background merges the inserts started
 chDB process's CPU (every thread: inserts, materialized views, merges) per request over the
 whole time, and how many active parts are left. Each variant runs in a fresh process and store:
 
-- ``current``:     the migrations as they are; the hourly rollups made by the batch job
-  (``store.rollups.run_once``, migration 0090) once at the end, its CPU included (in service it
-  runs every minute: the same rows, in fewer, larger ranges).
+- ``current``:     the migrations as they are; every rollup made by the batch job
+  (``store.rollups.run_once``, migrations 0090 and 0092) once at the end, its CPU included (in
+  service it runs every minute: the same rows, in fewer, larger ranges).
+- ``event-views``: current, but ``request_index`` and ``stage_latency_1m`` made by their
+  materialized views on every ``stage_events`` insert (how it was before 0092).
 - ``views``:       the hourly rollups made by migration 0072's materialized views on every
-  insert (how it was before 0090), no batch job.
-- ``no-views``:    no materialized view and no rollups at all (the floor).
+  insert and the two views of ``event-views`` (how it was before 0090), no batch job.
+- ``no-views``:    no materialized view and no rollup job at all (the floor).
 - ``no-preds``:    current, without the ``predictions`` rows.
 - ``merge-base-5``: current with ClickHouse's default ``merge_selector_base = 5`` on every
   stagelog MergeTree table again (migration 0091 sets 20: fewer, wider merges).
@@ -34,8 +36,22 @@ from pathlib import Path
 
 import pyarrow as pa
 
-VARIANTS = ("current", "views", "no-views", "no-preds", "merge-base-5")
-OTHER_VIEWS = ("request_index_mv", "stage_latency_1m_mv")
+VARIANTS = ("current", "event-views", "views", "no-views", "no-preds", "merge-base-5")
+EVENT_VIEWS = ("request_index_mv", "stage_latency_1m_mv")  # on stage_events until 0092
+
+
+def event_view_ddl() -> list[str]:
+    """The last definitions of the two stage_events views 0092 dropped (0003's, 0085's)."""
+    from logging_backend import store
+    from logging_backend.store import ledger
+
+    found: dict[str, str] = {}
+    for migration in ledger.migrations(ledger.MIGRATIONS_DIR):
+        for statement in store.split_statements(migration.sql):
+            for view in EVENT_VIEWS:
+                if "MATERIALIZED VIEW" in statement and f"stagelog.{view} " in statement:
+                    found[view] = statement
+    return [found[v] for v in EVENT_VIEWS]
 
 
 def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: float) -> dict:
@@ -51,7 +67,7 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
         if variant == "views":
             client.command("DROP TABLE stagelog.rollup_progress")
             sql = (ledger.MIGRATIONS_DIR / "0072_hourly_rollups.sql").read_text(encoding="utf-8")
-            for statement in store.split_statements(sql):
+            for statement in [*store.split_statements(sql), *event_view_ddl()]:
                 if "MATERIALIZED VIEW" in statement:
                     client.command(statement)
         elif variant == "merge-base-5":
@@ -61,9 +77,9 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
                 client.command(
                     f"ALTER TABLE stagelog.{name} MODIFY SETTING merge_selector_base = 5"
                 )
-        elif variant == "no-views":
-            for view in OTHER_VIEWS:
-                client.command(f"DROP VIEW IF EXISTS stagelog.{view}")
+        elif variant == "event-views":
+            for statement in event_view_ddl():
+                client.command(statement)
         per_table: dict[str, float] = {}
         cpu0 = time.process_time()
         wall0 = time.monotonic()
@@ -82,6 +98,9 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
             time.sleep(max(0.0, 1.0 - (time.monotonic() - cycle_started)))
         if variant in ("current", "no-preds", "merge-base-5"):
             rollups.run_once(client)
+        elif variant == "event-views":  # the views made those two
+            hourly = tuple(r for r in rollups.ROLLUPS if r.source != "stage_events")
+            rollups.run_once(client, hourly)
         time.sleep(settle)
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - wall0

@@ -304,16 +304,20 @@ class AlertThread:
         prepare: called once on the thread before the first evaluation (e.g. loading the drift
             baseline); its errors are logged.
         rules_path: the rules file, re-read on every run (default: the shipped rule set).
+        before_each: called on the thread before every evaluation (the collector brings the
+            latency rollup up to date); its errors are logged and the rules evaluated anyway.
     """
 
     def __init__(
         self, query: Query, interval_s: float = DEFAULT_INTERVAL_MS / 1000,
         prepare: Callable[[], object] | None = None,
         rules_path: str | Path | None = None,
+        before_each: Callable[[], object] | None = None,
     ) -> None:
         self.evaluator = Evaluator(query, rules_path=rules_path)
         self.interval_s = max(interval_s, 0.1)
         self.prepare = prepare
+        self.before_each = before_each
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stagelog-alerts", daemon=True)
 
@@ -329,6 +333,11 @@ class AlertThread:
             except Exception as exc:
                 log.warning("alerts: preparing failed: %s", exc)
         while not self._stop.wait(self.interval_s):
+            if self.before_each is not None:
+                try:
+                    self.before_each()
+                except Exception as exc:
+                    log.warning("alerts: bringing the rollups up to date failed: %s", exc)
             try:
                 self.evaluator.run_once()
             except Exception as exc:  # logged, retried next period; never raised into shipping

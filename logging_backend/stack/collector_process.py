@@ -6,8 +6,9 @@ repository once (so that the hourly feature rollup bins from the first row) and 
 the alert rules every ``STAGELOG_ALERT_INTERVAL_MS``, through the collector's own store client
 (the embedded store can be opened by one process only). ``python -m logging_backend.collector``
 alone ships and answers queries without alerts. A third task rolls up the rows shipped
-since its last run into the hourly rollups every ``STAGELOG_ROLLUP_INTERVAL_MS``
-(``logging_backend.store.rollups``), once more after the final drain.
+since its last run into the rollups (hourly, ``request_index``, ``stage_latency_1m``) every
+``STAGELOG_ROLLUP_INTERVAL_MS`` (``logging_backend.store.rollups``), once more after the final
+drain; the alert thread runs the latency rollup itself right before each evaluation.
 """
 
 from __future__ import annotations
@@ -53,7 +54,26 @@ def start_alerts(collector: Any) -> alerts.AlertThread | None:
         query, settings.alert_interval_ms / 1000,
         prepare=lambda: _ensure_baseline(query),
         rules_path=settings.alert_rules or None,
+        before_each=_latency_rollup(collector),
     ).start()
+
+
+def _latency_rollup(collector: Any) -> Any:
+    """What brings ``stage_latency_1m`` up to date before the rules are evaluated, if anything.
+
+    The latency alert reads that rollup, which the rollup job fills (migration 0092): run for
+    it alone right before each evaluation, the alert sees every event shipped by then. None
+    where the rollup job does not run (``STAGELOG_ROLLUP_INTERVAL_MS=0``, a cluster).
+    """
+    settings = collector.settings
+    if settings.rollup_interval_ms == 0 or settings.cluster:
+        return None
+
+    def run() -> int:
+        with collector.lock:  # the rollup thread holds it too: never two runs at once
+            return rollups.run_once(collector.client, (rollups.STAGE_LATENCY,))
+
+    return run
 
 
 def start_rollups(collector: Any) -> rollups.RollupThread | None:

@@ -63,6 +63,11 @@ _CREATE_DICTIONARY = re.compile(
 _DROP = re.compile(
     r"^\s*DROP\s+(?P<kind>TABLE|VIEW|DICTIONARY)\s+(?:IF\s+EXISTS\s+)?" + _QUALIFIED, re.I
 )
+# Views that one server replaces with the batch rollup job (logging_backend.store.rollups,
+# migration 0092), which does not run on a cluster (block numbers are per shard): there they
+# stay. A migration that drops one of them for good (no CREATE of it after the DROP in the same
+# file) has that DROP left out on a cluster; a DROP followed by a new definition still runs.
+KEPT_ON_CLUSTER = frozenset({"stagelog.request_index_mv", "stagelog.stage_latency_1m_mv"})
 _ENGINE = re.compile(
     r"\bENGINE\s*=\s*(?P<family>Replacing|Aggregating|Summing|Collapsing|VersionedCollapsing|)"
     r"MergeTree\b(?:\s*\((?P<args>[^()]*)\))?",
@@ -221,12 +226,29 @@ def _render_alter(match: re.Match[str], statement: str, cluster: str) -> list[st
     return rendered
 
 
-def render_statement(statement: str, cluster: str | None) -> list[str]:
+def kept_drops(sql: str) -> frozenset[str]:
+    """The ``KEPT_ON_CLUSTER`` views a migration file drops and does not create again."""
+    dropped: set[str] = set()
+    for statement in split_statements(sql):
+        text = strip_comments(statement).strip()
+        if (match := _DROP.match(text)) and match.group("kind").upper() == "VIEW":
+            name = f"{match.group('db')}.{match.group('table')}"
+            if name in KEPT_ON_CLUSTER:
+                dropped.add(name)
+        elif match := _CREATE_MV.match(text):
+            dropped.discard(f"{match.group('db')}.{match.group('table')}")
+    return frozenset(dropped)
+
+
+def render_statement(
+    statement: str, cluster: str | None, kept: frozenset[str] = frozenset()
+) -> list[str]:
     """Return what to run for one migration statement on ``cluster``.
 
     Args:
         statement: One DDL statement, as split from a migration file.
         cluster: The cluster name; None returns ``[statement]`` unchanged.
+        kept: Views whose DROP is left out on a cluster (:func:`kept_drops` of the file).
 
     Returns:
         One or more statements, in the order they must run.
@@ -253,6 +275,8 @@ def render_statement(statement: str, cluster: str | None) -> list[str]:
     if match := _ALTER_TABLE.match(statement):
         return _render_alter(match, statement, cluster)
     if match := _DROP.match(statement):
+        if f"{match.group('db')}.{match.group('table')}" in kept:
+            return []
         public = _insert_after(match, statement, on)
         if match.group("kind").upper() != "TABLE":
             return [public]
@@ -273,6 +297,7 @@ def render_statement(statement: str, cluster: str | None) -> list[str]:
 def render_migration(sql: str, cluster: str | None) -> list[str]:
     """Split a migration file and render every statement for ``cluster`` (None: as written)."""
     rendered: list[str] = []
+    kept = kept_drops(sql)
     for statement in split_statements(sql):
-        rendered.extend(render_statement(statement, cluster))
+        rendered.extend(render_statement(statement, cluster, kept))
     return rendered

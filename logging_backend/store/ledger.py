@@ -137,9 +137,10 @@ def migrate(
                     "released migrations must not be edited: add a new numbered file instead"
                 )
             continue
+        kept = cluster_ddl.kept_drops(migration.sql)
         for statement in split_statements(migration.sql):
             try:
-                for rendered in cluster_ddl.render_statement(statement, cluster):
+                for rendered in cluster_ddl.render_statement(statement, cluster, kept):
                     client.command(rendered)
             except ClickHouseError as exc:
                 raise StoreError(f"migration {migration.name} failed: {exc}") from exc

@@ -85,12 +85,13 @@ def repair(
         return []
     log.warning("schema objects missing from the store, recreating: %s", ", ".join(missing))
     for migration in migrations(directory):
+        kept = cluster_ddl.kept_drops(migration.sql)
         for statement in sqlscan.split_statements(migration.sql):
             text = sqlscan.strip_comments(statement)
             if not (_IDEMPOTENT.search(text) or _DROP_VIEW.match(text)):
                 continue
             try:
-                for rendered in cluster_ddl.render_statement(statement, cluster):
+                for rendered in cluster_ddl.render_statement(statement, cluster, kept):
                     client.command(rendered)
             except ClickHouseError as exc:
                 raise StoreError(f"repairing from {migration.name} failed: {exc}") from exc

@@ -1,9 +1,10 @@
-"""The hourly rollups, made in batches: each row rolled up exactly once, however late it arrives.
+"""The rollups, made in batches: each row rolled up exactly once, however late it arrives.
 
 Migration 0072 filled ``feature_rollup_1h``, ``field_rollup_1h`` and ``prediction_rollup_1h``
 by materialized views on every insert; migration 0090 replaced them with this job, which is
-several times cheaper per row (bench/results/store-cost-*.txt). Every run, per rollup and per
-partition of its source table:
+several times cheaper per row (bench/results/store-cost-*.txt). Migration 0092 did the same for
+``request_index`` and ``stage_latency_1m`` (two views on every ``stage_events`` insert). Every
+run, per rollup and per partition of its source table:
 
 1. the rows to roll up are those inserted since the last run: insert block numbers
    (``_block_number``, kept by the source tables since 0090) above the range already done and
@@ -64,10 +65,15 @@ def _sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+# stage_latency_1m feeds the latency alert: the alert thread runs it right before each
+# evaluation (collector_process), as well as every period here.
+STAGE_LATENCY = Rollup("stage_latency_1m", "stage_events")
 ROLLUPS = (
     Rollup("feature_rollup_1h", "stage_tensors"),
     Rollup("field_rollup_1h", "stage_tensors"),
     Rollup("prediction_rollup_1h", "predictions"),
+    Rollup("request_index", "stage_events"),  # migration 0092: no longer a view per insert
+    STAGE_LATENCY,
 )
 
 

@@ -154,7 +154,8 @@ def test_reinserting_the_same_segments_adds_no_rows(tmp_path):
             layout.write_table_segment(spool, "stage_events", data, name=name)
         run.wait_shipped()
         assert count(run, "SELECT count() FROM stagelog.stage_events") == 5
-        assert count(run, "SELECT sum(requests) FROM stagelog.stage_latency_1m") == 5
+        # (stage_events feeds no view since 0092; the rollup job's exactly-once is tested in
+        # tests/unit/store/test_rollup_job.py)
         # Missing columns took their defaults.
         status, body = run.post({"query": "SELECT DISTINCT status, rows, policy "
                                           "FROM stagelog.stage_events", "format": "TSV"})

@@ -141,3 +141,32 @@ def test_cli_lists_and_checks_the_rules(tmp_path, monkeypatch):
     assert "8 alert rules" in result.output
     assert "feature_drift" in result.output and "never fired" in result.output
     assert "no data" in result.output
+
+
+def test_the_thread_brings_rollups_up_to_date_before_each_evaluation(tmp_path):
+    """The collector passes the latency rollup as ``before_each`` (migration 0092): it runs
+    before every evaluation, and a failure of it is logged, the rules evaluated anyway."""
+    import threading
+
+    calls: list[str] = []
+    evaluated = threading.Event()
+
+    def before() -> None:
+        calls.append("rollup")
+        if len(calls) == 1:
+            raise RuntimeError("store busy")
+
+    def query(sql, params):
+        calls.append("rule")
+        if calls.count("rollup") >= 2:
+            evaluated.set()
+        return []
+
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rule]]\nname = "x"\nwindow = "30s"\nabove = 1\nsql = "SELECT 2 AS value"\n')
+    thread = alerts.AlertThread(query, 0.1, rules_path=str(path), before_each=before).start()
+    try:
+        assert evaluated.wait(10)
+    finally:
+        thread.stop()
+    assert calls[0] == "rollup" and "rule" in calls[1:calls.index("rollup", 1)]

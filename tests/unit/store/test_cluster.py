@@ -346,3 +346,18 @@ def test_store_migrate_renders_for_the_configured_cluster(monkeypatch):
     assert all("ON CLUSTER" not in c for c in single.commands)
     assert single.commands[len(store._BOOTSTRAP):] == [
         s for m in MIGRATIONS for s in store.split_statements(m.sql)]
+
+
+def test_views_the_batch_job_replaces_on_one_server_stay_on_a_cluster():
+    """0092 drops request_index_mv and stage_latency_1m_mv for the rollup job, which does not
+    run on a cluster: there the DROPs are left out; 0085's DROP-then-CREATE still runs."""
+    by_name = {m.name: m for m in MIGRATIONS}
+    assert cluster.kept_drops(by_name["0092_event_rollups_by_block.sql"].sql) == {
+        "stagelog.request_index_mv", "stagelog.stage_latency_1m_mv"}
+    assert cluster.kept_drops(by_name["0085_probes_not_production.sql"].sql) == frozenset()
+    rendered = cluster.render_migration(by_name["0092_event_rollups_by_block.sql"].sql, C)
+    assert not [s for s in rendered if s.lstrip().upper().startswith("DROP")]
+    again = cluster.render_migration(by_name["0085_probes_not_production.sql"].sql, C)
+    assert any("DROP VIEW IF EXISTS stagelog.stage_latency_1m_mv" in s for s in again)
+    one_server = cluster.render_migration(by_name["0092_event_rollups_by_block.sql"].sql, None)
+    assert sum(s.startswith("DROP VIEW") for s in one_server) == 2

@@ -100,14 +100,36 @@ def test_rows_the_views_rolled_up_before_0090_are_not_counted_again(tmp_path):
 def test_repair_does_not_bring_the_dropped_rollup_views_back(client):
     from logging_backend.store.repair import missing_objects, repair  # noqa: PLC0415
 
-    client.command("DROP VIEW stagelog.request_index_mv")
-    assert missing_objects(client) == ["stagelog.request_index_mv"]
-    assert repair(client) == ["stagelog.request_index_mv"]
+    client.command("DROP VIEW stagelog.lineage_of")
+    assert missing_objects(client) == ["stagelog.lineage_of"]
+    assert repair(client) == ["stagelog.lineage_of"]
     views = {name for (name,) in client.query(
         "SELECT name FROM system.tables WHERE database = 'stagelog' "
         "AND engine = 'MaterializedView'").result_rows}
-    assert not {"feature_rollup_1h_mv", "field_rollup_1h_mv", "prediction_rollup_1h_mv"} & views
-    assert {"request_index_mv", "stage_latency_1m_mv"} <= views
+    assert views == set()  # 0090 and 0092 dropped every one; the replay leaves them dropped
     insert(client, 3)
     rollups.run_once(client, (PREDICTION,))
     assert rolled(client) == 3  # the batch alone: not twice
+
+
+def test_event_rollups_count_each_event_once_and_leave_probes_out(client):
+    """request_index and stage_latency_1m (0092): the job, not a view per insert."""
+    rows = [[NOW, rid, "mlp", "mlp", "1", "ok", 2.0, 1.0, "h", 1]
+            for rid in ("e-1", "e-2", "stagelog-probe-mlp", "replay-e-1")]
+    cols = ["ts", "request_id", "stage", "model_name", "model_version", "status",
+            "wall_ms", "cpu_ms", "host", "pid"]
+    before = client.query("SELECT sum(requests) FROM stagelog.stage_latency_1m").result_rows[0][0]
+    client.insert("stagelog.stage_events", rows, column_names=cols)
+    assert rollups.run_once(client, (rollups.STAGE_LATENCY,)) >= 1
+    assert rollups.run_once(client, (rollups.STAGE_LATENCY,)) == 0  # nothing new: nothing again
+    after = client.query("SELECT sum(requests) FROM stagelog.stage_latency_1m").result_rows[0][0]
+    assert after - before == 2  # production events only
+    rollups.run_once(client)
+    indexed = {r for (r,) in client.query(
+        "SELECT request_id FROM stagelog.request_index WHERE startsWith(request_id, 'e-') "
+        "OR request_id IN ('stagelog-probe-mlp', 'replay-e-1')").result_rows}
+    assert indexed == {"e-1", "e-2", "stagelog-probe-mlp", "replay-e-1"}  # lineage finds all
+    lineage = client.query(
+        "SELECT count() FROM stagelog.lineage_of(request_id = 'e-1') WHERE kind = 'event'"
+    ).result_rows
+    assert lineage == [(1,)]
