@@ -8,6 +8,7 @@ Modes, all on the same machine and the same models (the repository's model_repos
   ``STAGELOG_FLUSH_MS=100`` and ``STAGELOG_COLLECT_INTERVAL_MS=500`` (defaults now 1000 and
   1000).
 - ``half``     (b*) full logging with ``STAGELOG_FLUSH_MS=500``: freshness vs flush period.
+- ``second``   (b+) full logging with ``STAGELOG_FLUSH_MS=1000`` (the default is 500).
 - ``spool``    (b'') full logging with the store on another host: the stages log and spool as in
   ``full``, but the collector is paused (SIGSTOP) during the window and resumed for the drain,
   so the window pays for the stages' logging and not for the embedded ClickHouse engine's
@@ -119,6 +120,7 @@ MODES: dict[str, Mode] = {
     "half": Mode(
         "half", "(b*) full logging, flush 0.5 s", logging=True, flush_ms=500, collect_ms=1000
     ),
+    "second": Mode("second", "(b+) full logging, flush 1 s", logging=True, flush_ms=1000),
     "spool": Mode(
         "spool", "(b'') full logging, store elsewhere", logging=True, pause_collector=True
     ),
@@ -780,7 +782,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--fresh-every", type=float, default=0.5,
         help="seconds between freshness probes (0: no freshness probes)",
     )  # fmt: skip
-    parser.add_argument("--fresh-poll", type=float, default=0.25, help="seconds between polls")
+    parser.add_argument(
+        "--fresh-poll", type=float, default=0.5,
+        help="seconds between polls (each costs the collector ~20 ms of CPU: bench/results/i11d)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=300.0)
     parser.add_argument("--model-repository", default=str(launcher.DEFAULT_MODEL_REPOSITORY))
     parser.add_argument("--out", type=Path, help="also write the text report here")

@@ -130,17 +130,21 @@ class Sessions:
             raise StoreError("Too many simultaneous queries (TOO_MANY_SIMULTANEOUS_QUERIES)")
         conn = None
         try:
-            conn = chdb.connect(self.path)
-            for name, value in settings.items():
+            for name in settings:
                 if not _SETTING_NAME.match(name):
                     raise SettingRefused(f"Unknown setting '{name}'")
-                conn.query(f"SET {name} = {literal(value)}")
-            if database:
-                if not _DATABASE_NAME.match(database):
-                    raise StoreError(f"Database {database!r} does not exist (UNKNOWN_DATABASE)")
-                conn.query(f"USE `{database}`")
+            if database and not _DATABASE_NAME.match(database):
+                raise StoreError(f"Database {database!r} does not exist (UNKNOWN_DATABASE)")
+            conn = chdb.connect(self.path)
+            # One SET statement for all of them, readonly last (a query costs ~1.3 ms of CPU
+            # whatever it does: one instead of six per reader request)
+            changes = [f"{name} = {literal(value)}" for name, value in settings.items()]
             if readonly:
-                conn.query("SET readonly = 1")
+                changes.append("readonly = 1")
+            if changes:
+                conn.query("SET " + ", ".join(changes))
+            if database:
+                conn.query(f"USE `{database}`")
             yield conn
         except RuntimeError as exc:  # chDB raises RuntimeError carrying ClickHouse's message
             raise StoreError(str(exc)) from exc
