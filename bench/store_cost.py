@@ -18,6 +18,8 @@ whole time, and how many active parts are left. Each variant runs in a fresh pro
 - ``no-preds``:    current, without the ``predictions`` rows.
 - ``merge-base-5``: current with ClickHouse's default ``merge_selector_base = 5`` on every
   stagelog MergeTree table again (migration 0091 sets 20: fewer, wider merges).
+- ``no-stats``:    current with ``auto_statistics_types = ''`` on every stagelog MergeTree table
+  (the engine's default, ``basic, uniq_v2``, builds column statistics on every merge).
 
 Run: ``.venv/bin/python -m bench.store_cost [--variants current,no-rollups] [--out FILE]``
 """
@@ -36,7 +38,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-VARIANTS = ("current", "event-views", "views", "no-views", "no-preds", "merge-base-5")
+VARIANTS = ("current", "event-views", "views", "no-views", "no-preds", "merge-base-5", "no-stats")
 EVENT_VIEWS = ("request_index_mv", "stage_latency_1m_mv")  # on stage_events until 0092
 
 
@@ -70,13 +72,15 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
             for statement in [*store.split_statements(sql), *event_view_ddl()]:
                 if "MATERIALIZED VIEW" in statement:
                     client.command(statement)
-        elif variant == "merge-base-5":
+        elif variant in ("merge-base-5", "no-stats"):
+            change = {
+                "merge-base-5": "merge_selector_base = 5",
+                "no-stats": "auto_statistics_types = ''",
+            }[variant]
             for (name,) in client.query(
                 "SELECT name FROM system.tables WHERE database = 'stagelog' "
                 "AND engine LIKE '%MergeTree'").result_rows:
-                client.command(
-                    f"ALTER TABLE stagelog.{name} MODIFY SETTING merge_selector_base = 5"
-                )
+                client.command(f"ALTER TABLE stagelog.{name} MODIFY SETTING {change}")
         elif variant == "event-views":
             for statement in event_view_ddl():
                 client.command(statement)
@@ -96,7 +100,7 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
                 per_table[table] = per_table.get(table, 0.0) + time.thread_time() - t0
             # the collector's cadence: one cycle a second
             time.sleep(max(0.0, 1.0 - (time.monotonic() - cycle_started)))
-        if variant in ("current", "no-preds", "merge-base-5"):
+        if variant in ("current", "no-preds", "merge-base-5", "no-stats"):
             rollups.run_once(client)
         elif variant == "event-views":  # the views made those two
             hourly = tuple(r for r in rollups.ROLLUPS if r.source != "stage_events")
