@@ -92,6 +92,7 @@ LIVE_EVERY_S = 1.0  # how often the server's liveness is asked
 LIVE_TIMEOUT_S = 2.0  # one liveness call's deadline
 HANG_MIN_FAILURES = 3  # a hang is this many failed checks in a row, spanning STAGELOG_HANG_MS
 KILL_WAIT_S = 5.0
+EXIT_WAIT_S = 2.0  # a dead child of ours: how long its exit status may take (_exit_status)
 BASE_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 16.0
 MAX_ATTEMPTS = 6
@@ -350,10 +351,19 @@ class Supervisor:
     # ------------------------------------------------------------------ processes
 
     def _exit_status(self, part: Part) -> tuple[int | None, str]:
-        """(exit code, signal name) of a part that died, as far as it can be known."""
-        if part.proc is not None and part.proc.poll() is not None:
-            code = part.proc.returncode
-            return (None, signal_name(-code)) if code < 0 else (code, "")
+        """(exit code, signal name) of a part that died, as far as it can be known.
+
+        A child of ours is waited for up to ``EXIT_WAIT_S``: a big process killed by a signal
+        is no longer "running" (its command line is gone) a moment before it is a zombie, and
+        a crash read in that moment would lose its signal (seen in the fault suite).
+        """
+        if part.proc is not None:
+            try:
+                code = part.proc.wait(timeout=EXIT_WAIT_S)
+            except subprocess.TimeoutExpired:
+                code = None
+            if code is not None:
+                return (None, signal_name(-code)) if code < 0 else (code, "")
         tail = launcher.log_tail(launcher._log_file(self.settings, part.name), 200)
         found = _SIGNAL_LINE.findall(tail)
         return None, signal_name(int(found[-1])) if found else ""

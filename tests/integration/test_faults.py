@@ -426,14 +426,28 @@ def test_kill_9_of_tritonserver_is_restarted_within_30_s_and_recorded(
         assert not (Path("/dev/shm") / stub.shm_region).exists()
     eventually(lambda: _events(settings, "tritonserver", "crash") >= 1, 60, "crash recorded")
     eventually(lambda: _events(settings, "tritonserver", "restarted") >= 1, 60, "restarted")
-    # The restarted server is the supervisor's child: a second crash has its signal.
+    # The restarted server is the supervisor's child: a second crash has its signal. Kill it
+    # only once the supervisor has seen it start (its own `restarted` row with this pid):
+    # killed earlier, while the supervisor still counts it as starting, it is recorded as a
+    # `restart_failed`, not a crash (an earlier test's `restarted` row satisfies the wait
+    # above, and status is ready as soon as the server answers, which can be a loop before).
+    eventually(lambda: scalar(
+        settings, "SELECT count() FROM stagelog.service_events WHERE component = "
+        "'tritonserver' AND event = 'restarted' AND pid = {p:UInt32}", p=new) >= 1,
+        60, "the supervisor saw the new server start")
     os.kill(new, signal.SIGKILL)
     again = time.monotonic()
     _wait_ready(faults, again)
-    eventually(lambda: scalar(
-        settings, "SELECT count() FROM stagelog.service_events WHERE component = "
-        "'tritonserver' AND event = 'crash' AND signal = 'SIGKILL' AND pid = {p:UInt32}",
-        p=new) == 1, 60, "the second crash with its signal")
+    try:
+        eventually(lambda: scalar(
+            settings, "SELECT count() FROM stagelog.service_events WHERE component = "
+            "'tritonserver' AND event = 'crash' AND signal = 'SIGKILL' AND pid = {p:UInt32}",
+            p=new) == 1, 60, "the second crash with its signal")
+    except AssertionError as exc:  # what the supervisor did record, for the next reader
+        rows = query.execute(
+            settings, "SELECT ts, event, pid, signal, detail FROM stagelog.service_events "
+            "WHERE component = 'tritonserver' ORDER BY ts", None, "TSV")
+        raise AssertionError(f"{exc}; new pid {new}; tritonserver events:\n{rows}") from None
     print(f"tritonserver kill: ready again after {took:.1f} s")
 
 
