@@ -427,10 +427,9 @@ def test_kill_9_of_tritonserver_is_restarted_within_30_s_and_recorded(
     eventually(lambda: _events(settings, "tritonserver", "crash") >= 1, 60, "crash recorded")
     eventually(lambda: _events(settings, "tritonserver", "restarted") >= 1, 60, "restarted")
     # The restarted server is the supervisor's child: a second crash has its signal. Kill it
-    # only once the supervisor has seen it start (its own `restarted` row with this pid):
-    # killed earlier, while the supervisor still counts it as starting, it is recorded as a
-    # `restart_failed`, not a crash (an earlier test's `restarted` row satisfies the wait
-    # above, and status is ready as soon as the server answers, which can be a loop before).
+    # only once the supervisor has seen this very server start (its `restarted` row with this
+    # pid; the count above would also take a restart of another server of the module's stack):
+    # killed while the supervisor still counts it as starting, it is a `restart_failed`.
     eventually(lambda: scalar(
         settings, "SELECT count() FROM stagelog.service_events WHERE component = "
         "'tritonserver' AND event = 'restarted' AND pid = {p:UInt32}", p=new) >= 1,
