@@ -24,10 +24,15 @@ SEED = 9191  # card and event ids (c9191-…, e9191-…) that no other test send
 
 
 def _landed(query, request_id: str, tensors: int = 20) -> None:
-    rows = wait_for(query, "SELECT count() AS n FROM stagelog.stage_tensors "
-                    "WHERE request_id = {r:String}", {"r": request_id},
-                    lambda rows: int(rows[0]["n"]) >= tensors)
+    """Wait until every stage's tensors of the request are in (each stage ships on its own:
+    a count alone can be reached with one stage still on its way, as CI once saw)."""
+    rows = wait_for(query, "SELECT count() AS n, uniqExact(stage) AS stages "
+                    "FROM stagelog.stage_tensors WHERE request_id = {r:String}",
+                    {"r": request_id},
+                    lambda rows: int(rows[0]["n"]) >= tensors
+                    and int(rows[0]["stages"]) == len(log_replay.STAGES))
     assert int(rows[0]["n"]) >= tensors, f"{request_id} did not land"
+    assert int(rows[0]["stages"]) == len(log_replay.STAGES), f"{request_id}: {rows[0]}"
 
 
 @pytest.fixture(scope="module")
