@@ -129,6 +129,31 @@ def fetch(query: Query, request_id: str) -> Logged:
     return Logged(request_id, tensors, versions)
 
 
+_STAGES_SQL = (
+    "SELECT stage, policy, attributes['tensors'] AS kept FROM stagelog.stage_events "
+    "WHERE request_id = {request_id:String}"
+)
+
+
+def unlanded(query: Query, logged: Logged, stages: Iterable[str] = STAGES) -> list[str]:
+    """The stages of ``stages`` whose tensors of ``logged`` should be there and are not.
+
+    A stage that kept no tensors of the request (policy ``off`` or ``summary``, or sampled
+    out) is not missing; a stage with no ``stage_events`` row, or one that kept its tensors
+    while none are in ``stage_tensors``, is: each stage ships on its own, so a request read
+    right after it was served can be partly in the store.
+    """
+    have = {stage for stage, _, _ in logged.tensors}
+    wanted = [s for s in stages if s not in have]
+    if not wanted:
+        return []
+    kept: dict[str, bool] = {}
+    for r in query(_STAGES_SQL, {"request_id": logged.request_id}):
+        kept[str(r["stage"])] = r["policy"] in ("full", "summary") or (
+            r["policy"] == "sampled" and r["kept"] == "kept")
+    return [s for s in wanted if kept.get(s, True)]
+
+
 def replay_parameter(logged: Logged) -> str:
     """The ``stagelog_replay`` parameter of a replay of ``logged`` (see ``riskpipe.replay``)."""
     processed = [json.loads(s) for s in logged.get("preprocess", "output", "PROCESSED").strings]

@@ -148,6 +148,12 @@ def replay(
         outcomes.append(outcome)
         try:
             logged = log_replay.fetch(query, rid)
+            missing = log_replay.unlanded(query, logged)
+            if missing:
+                raise ReplayError(
+                    f"request {rid}: the tensors of {', '.join(missing)} are not in the store "
+                    "(still shipping: try again in a few seconds; or expired)"
+                )
             if source == "raw":
                 replay_id = log_replay.new_replay_id()
                 _send_raw(client, logged, replay_id)

@@ -66,6 +66,11 @@ def test_served_version_matches_bit_for_bit_and_live_state_is_untouched(stack, s
             assert r.model_version == r.logged_version
     # the second request really used state: history and the duplicate flag
     logged = log_replay.fetch(query, served["ids"][1])
+    # the landing check's SQL on the real store: all in; a stage taken out is named
+    assert log_replay.unlanded(query, logged) == []
+    partial = log_replay.Logged(logged.request_id, {
+        k: v for k, v in logged.tensors.items() if k[0] != "forest"}, logged.versions)
+    assert log_replay.unlanded(query, partial) == ["forest"]
     processed = [json.loads(s) for s in logged.get("preprocess", "output", "PROCESSED").strings]
     assert processed[-2]["duplicate"] and "timestamp" in processed[-1]["imputed"]
     assert max(logged.get("features", "state", "card_state.txn_count").numbers) > 0

@@ -83,3 +83,26 @@ def test_shadow_metrics_score_both_sides_on_labelled_rows():
     assert (served["side"], served["model_version"], served["accuracy"]) == ("served", "2", 1.0)
     assert (shadow["side"], shadow["model_version"], shadow["accuracy"]) == ("replayed", "1", 0.5)
     assert shadow["log_loss"] > served["log_loss"]
+
+
+def test_stages_not_yet_in_the_store_are_named_and_deliberate_omissions_are_not():
+    # the fixture's request has tensors of preprocess, features, mlp and aggregate only
+    events = [
+        {"stage": "preprocess", "policy": "full", "kept": ""},
+        {"stage": "forest", "policy": "full", "kept": ""},  # event in, tensors still shipping
+        {"stage": "logreg", "policy": "sampled", "kept": "sampled_out"},  # kept none: fine
+    ]
+    asked = []
+
+    def query(sql, params):
+        asked.append(params)
+        return events
+
+    got = replay.unlanded(query, logged([[1, 0, 0], [0, 1, 0]]))
+    assert got == ["forest"]
+    assert asked == [{"request_id": "r-1"}]
+    # a stage with no stage_events row at all has not landed either
+    assert replay.unlanded(lambda sql, params: [], logged([[1, 0, 0]] * 2)) == ["forest", "logreg"]
+    # every stage's tensors there: no query
+    assert replay.unlanded(query, logged([[1, 0, 0]] * 2), ("mlp", "aggregate")) == []
+    assert len(asked) == 1
