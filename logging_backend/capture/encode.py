@@ -49,6 +49,8 @@ _STR = pa.string()
 _BIN = pa.binary()
 BYTES_DTYPE = "BYTES"
 _EMPTY_I32 = np.zeros(0, dtype=np.int32)
+_NO_STR = pa.array([], type=_STR)
+_NO_F64 = pa.array([], type=pa.float64())
 
 STAGE_EVENTS = SCHEMAS["stage_events"]
 STAGE_TENSORS = SCHEMAS["stage_tensors"]
@@ -214,10 +216,9 @@ class _Flush:
 
     def per_logger(self, values: list[Any], typ: pa.DataType, index: np.ndarray) -> pa.Array:
         """A column whose value is one per logger, expanded to ``index`` (logger per row)."""
-        arr = pa.array(values, type=typ)
-        if len(values) == 1:
-            return pa.repeat(arr[0], len(index)) if len(index) else pa.array([], typ)
-        return arr.take(pa.array(index))
+        if len(values) == 1:  # the usual flush: one pyarrow call
+            return pa.repeat(pa.scalar(values[0], typ), len(index))
+        return pa.array(values, type=typ).take(pa.array(index))
 
     # stage_events ----------------------------------------------------------------------------
 
@@ -280,6 +281,10 @@ class _Flush:
 
     def _attributes(self, policies: list[str]) -> pa.Array:
         """``{'tensors': kept|sampled_out}`` on rows of a sampled logger, else empty."""
+        if "sampled" not in policies:
+            return pa.MapArray.from_arrays(
+                pa.array(np.zeros(self.n + 1, dtype=np.int32)), _NO_STR, _NO_STR
+            )
         sampled = np.array([p == "sampled" for p in policies], dtype=bool)[self.logger_idx]
         offsets = np.zeros(self.n + 1, dtype=np.int32)
         np.cumsum(sampled, out=offsets[1:])
@@ -400,7 +405,7 @@ class _Flush:
                     _numeric_digests(flat, sizes) if numeric else _string_digests(strings, sizes)
                 )
             if source is not None:
-                group.source = source
+                group.source_stage, group.source_name = source
             elif numeric and dtype.kind == "f" and dtype.itemsize <= 4:
                 group.f32 = flat.astype(np.float32, copy=False)
             elif numeric:
@@ -526,7 +531,8 @@ class _Group:
         "strings",
         "summary",
         "digests",
-        "source",
+        "source_stage",
+        "source_name",
         "stage",
         "version",
         "policy",
@@ -546,7 +552,8 @@ class _Group:
         self.strings: pa.Array | None = None
         self.summary: tuple[np.ndarray, pa.Array, pa.Array] | None = None
         self.digests: list[str] | None = None
-        self.source: tuple[str, str] = ("", "")
+        self.source_stage = ""
+        self.source_name = ""
         self.stage = ""
         self.version = ""
         self.policy = "full"
@@ -572,7 +579,10 @@ class _TensorColumns:
         )
 
         def per_group(attr: str) -> pa.Array:
-            return pa.array([getattr(g, attr) for g in groups], type=_STR).take(group_idx)
+            values = [getattr(g, attr) for g in groups]
+            if values.count(values[0]) == len(values):  # one value (stage, version, policy)
+                return pa.repeat(pa.scalar(values[0], _STR), m)
+            return pa.array(values, type=_STR).take(group_idx)
 
         shapes = list(itertools.chain.from_iterable(g.shapes for g in groups))
         shape = _list_array(
@@ -604,8 +614,8 @@ class _TensorColumns:
                 ),
                 type=_STR,
             ),
-            pa.array([g.source[0] for g in groups], type=_STR).take(group_idx),
-            pa.array([g.source[1] for g in groups], type=_STR).take(group_idx),
+            per_group("source_stage"),
+            per_group("source_name"),
         ]
         return pa.Table.from_arrays(arrays, schema=STAGE_TENSORS)
 
@@ -613,6 +623,10 @@ class _TensorColumns:
     def _values(
         groups: list[_Group], zero: list[np.ndarray], attr: str, typ: pa.DataType
     ) -> pa.Array:
+        if all(getattr(g, attr) is None for g in groups):  # e.g. no float64 tensor this flush
+            m = sum(len(z) for z in zero)
+            return pa.ListArray.from_arrays(
+                pa.array(np.zeros(m + 1, dtype=np.int32)), pa.array([], type=typ))
         lens, chunks = [], []
         for g, z in zip(groups, zero, strict=True):
             values = getattr(g, attr)
@@ -628,6 +642,10 @@ class _TensorColumns:
 
     @staticmethod
     def _summary(groups: list[_Group], zero: list[np.ndarray]) -> pa.Array:
+        if all(g.summary is None for g in groups):  # the usual flush: no policy summary
+            m = sum(len(z) for z in zero)
+            return pa.MapArray.from_arrays(
+                pa.array(np.zeros(m + 1, dtype=np.int32)), _NO_STR, _NO_F64)
         lens, keys, vals = [], [], []
         for g, z in zip(groups, zero, strict=True):
             if g.summary is None:

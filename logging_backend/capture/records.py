@@ -269,6 +269,7 @@ class Record:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.wall_ms = (_perf_ns() - self._t0) / 1e6
         self.cpu_ms = (_thread_ns() - self._c0) / 1e6
+        self._last = None  # the caller's output array: not kept alive until the flush
         if exc is not None:
             self.status = "error"
             self.error = _describe(exc)
