@@ -48,7 +48,7 @@ from clients.score import (
 )
 from logging_backend import config
 from logging_backend.errors import StagelogError
-from logging_backend.spool.layout import SEGMENT_SUFFIX
+from logging_backend.spool import layout
 from logging_backend.stack import launcher, query
 
 # Rows a client might send by mistake, each with the field the error must name.
@@ -215,7 +215,8 @@ def wait_until_logged(settings: config.Settings, request_ids: list[str]) -> floa
     """
     started = time.monotonic()
     time.sleep(3 * settings.flush_ms / 1000.0)
-    pending = list(settings.spool_dir.glob(f"*/*{SEGMENT_SUFFIX}"))
+    # v1 table files and the stages' v2 files (one per flush, every table) alike
+    pending = [ref.path for ref in layout.list_segments(settings.spool_dir)]
     sql = (
         "SELECT uniqExact(request_id) FROM stagelog.stage_events "
         "WHERE stage = 'aggregate' AND request_id IN {ids:Array(String)}"

@@ -52,7 +52,15 @@ def test_online_accuracy_equals_the_hand_computed_value(stack):
     assert int(rows[0]["n"]) == len(labelled)
     assert float(rows[0]["accuracy"]) == pytest.approx(accuracy, abs=1e-9)
     assert float(rows[0]["log_loss"]) == pytest.approx(log_loss, rel=1e-4)  # FP32 probs
-    # The per-version view counts these rows too, with every member present.
+    # The per-version view counts these rows too, with every member present. Each member
+    # ships its predictions on its own (aggregate's can be in first): wait for theirs.
+    wait_for(
+        query,
+        "SELECT model, count() AS n FROM stagelog.labelled_predictions "
+        "WHERE startsWith(request_id, {p:String}) GROUP BY model",
+        {"p": prefix},
+        lambda r: all(int(x["n"]) >= len(labelled) for x in r) and len(r) == 4,
+    )
     models = {r["model"] for r in query("SELECT model FROM stagelog.online_accuracy", None)}
     assert {"mlp", "forest", "logreg", "aggregate"} <= models
 

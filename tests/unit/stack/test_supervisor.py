@@ -102,12 +102,13 @@ def _run_checks(sup, seconds: float) -> None:
 
 def test_a_server_silent_past_the_threshold_is_killed_once_and_recorded(tmp_path, monkeypatch):
     sup, killed = _supervisor(tmp_path, monkeypatch, lambda: False)
-    sup.hang_s = 0.3
+    # 3x the first window: a loaded 2-core box can stall a check by 0.1 s (0.3 s was 1.5x)
+    sup.hang_s = 0.6
     _run_checks(sup, 0.2)
     assert killed == []  # silent, but not for long enough yet
     sup._write_health()
     assert "liveness" in service_state.read_health(sup.settings)["down"]["tritonserver"]
-    _run_checks(sup, 0.5)
+    _run_checks(sup, 1.0)
     assert killed == [4242]
     part = sup.parts[supervisor.launcher.TRITON]
     assert part.down_since is not None  # the process check restarts it (no second crash row)
