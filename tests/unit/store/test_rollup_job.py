@@ -133,3 +133,32 @@ def test_event_rollups_count_each_event_once_and_leave_probes_out(client):
         "SELECT count() FROM stagelog.lineage_of(request_id = 'e-1') WHERE kind = 'event'"
     ).result_rows
     assert lineage == [(1,)]
+
+
+def test_progress_is_folded_and_rows_are_still_rolled_up_once(client, monkeypatch):
+    monkeypatch.setattr(rollups, "COMPACT_RANGES", 3)
+
+    def on_record() -> int:
+        return int(client.query(
+            "SELECT count() FROM stagelog.rollup_progress "
+            "WHERE rollup = 'prediction_rollup_1h'").result_rows[0][0])
+
+    for i in range(4):  # four runs with new rows: four ranges, eight rows on record
+        insert(client, 2, prefix=f"b{i}")
+        assert rollups.run_once(client, (PREDICTION,)) == 1
+    # the fourth run folded them: one done row (0, top], no begun rows
+    assert on_record() == 1
+    marks, open_ranges, ranges = rollups._progress(client, PREDICTION.name)
+    assert open_ranges == [] and list(ranges.values()) == [1]
+    assert marks == rollups._tops(client, "predictions")
+    assert rollups.run_once(client, (PREDICTION,)) == 0  # nothing new after folding
+    insert(client, 5, prefix="after")
+    assert rollups.run_once(client, (PREDICTION,)) == 1
+    assert rolled(client) == 13
+    # a fold that died between its row and its DELETE leaves rows that say the same thing
+    (partition, top), = rollups._tops(client, "predictions").items()
+    rollups._mark(client, rollups.Range(PREDICTION.name, partition, 0, top), "done")
+    assert rollups.run_once(client, (PREDICTION,)) == 0
+    insert(client, 1, prefix="last")
+    assert rollups.run_once(client, (PREDICTION,)) == 1
+    assert rolled(client) == 14
