@@ -79,9 +79,15 @@ def params(stack: RunningStack) -> dict[str, str]:
 
 @pytest.mark.parametrize("number,title,sql", doc_queries(), ids=lambda v: str(v)[:20])
 def test_doc_query_answers_with_real_data(stack, params, number, title, sql) -> None:
+    def rolled_up(rows: list[dict]) -> bool:
+        """The rollups hold this request (not only earlier traffic of the stack)."""
+        if number == 13:
+            return any(r["field"] == "country" and int(r["imputed"]) > 0 for r in rows)
+        return bool(rows)
+
     found = run(stack, sql, params)
     deadline = time.monotonic() + 30.0
-    while number >= 11 and not found and time.monotonic() < deadline:
+    while number >= 11 and not rolled_up(found) and time.monotonic() < deadline:
         time.sleep(0.5)  # the rollups are made in batches, every 2 s in the test stack
         found = run(stack, sql, params)
     assert found, f"query {number} ({title}) returned no rows"
