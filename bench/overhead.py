@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import re
@@ -82,6 +83,7 @@ from tritonclient.utils import InferenceServerException
 from bench.machine import cpu_model
 from loadtest.workload import EventSource, raw_tensor
 from logging_backend import config
+from logging_backend.capture.batch import OS_THREAD_PREFIX
 from logging_backend.config import REPO_ROOT
 from logging_backend.stack import launcher, query
 
@@ -185,6 +187,31 @@ def _tree_cpu_s(pid: int | None) -> float:
     return total
 
 
+def _flush_threads_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of the stage flush threads (OS name ``sl-flush-…``) under pid."""
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            threads = proc.threads()
+        except psutil.NoSuchProcess:
+            continue
+        for thread in threads:
+            try:
+                name = Path(f"/proc/{proc.pid}/task/{thread.id}/comm").read_text()
+            except OSError:
+                continue
+            if name.startswith(OS_THREAD_PREFIX):
+                total += thread.user_time + thread.system_time
+    return total
+
+
 # ----------------------------------------------------------------------------- the load
 
 
@@ -200,6 +227,7 @@ class LoadResult:
     server_cpu_s: float = 0.0
     collector_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    flush_cpu_s: float = 0.0  # the stages' flush threads (part of server_cpu_s)
     freshness_s: list[float] = field(default_factory=list)  # response -> rows queryable
     probes: int = 0  # requests probed for freshness (probes - len(freshness_s): not seen)
 
@@ -282,6 +310,7 @@ async def closed_loop(
     cpu_probe: Callable[[], tuple[float, float]],
     fresh: FreshnessProbe | None = None,
     fresh_every_s: float = 0.5,
+    flush_probe: Callable[[], float] | None = None,
 ) -> LoadResult:
     """Run ``concurrency`` clients back to back; measure the window after the warm-up.
 
@@ -296,6 +325,7 @@ async def closed_loop(
         cpu_probe: Returns (server CPU s, collector CPU s) so far.
         fresh: Gets one answered request every ``fresh_every_s`` seconds as a probe.
         fresh_every_s: Seconds between freshness probes.
+        flush_probe: Returns the stages' flush threads' CPU s so far (optional).
     """
     client = grpcaio.InferenceServerClient(url)
     result = LoadResult()
@@ -331,17 +361,22 @@ async def closed_loop(
             if opens <= done <= closes:
                 result.latencies_ms.append((done - started) * 1000.0)
 
-    async def window() -> tuple[float, float, float]:
+    def flushes() -> float:
+        return flush_probe() if flush_probe is not None else 0.0
+
+    async def window() -> tuple[float, float, float, float]:
         await asyncio.sleep(max(0.0, opens - clock()))
         server0, collector0 = cpu_probe()
-        client0 = time.process_time()
+        flush0, client0 = flushes(), time.process_time()
         await asyncio.sleep(max(0.0, closes - clock()))
         server1, collector1 = cpu_probe()
-        return server1 - server0, collector1 - collector0, time.process_time() - client0
+        return (server1 - server0, collector1 - collector0, time.process_time() - client0,
+                flushes() - flush0)
 
     cpu = asyncio.create_task(window())
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
-    result.server_cpu_s, result.collector_cpu_s, result.client_cpu_s = await cpu
+    (result.server_cpu_s, result.collector_cpu_s, result.client_cpu_s,
+     result.flush_cpu_s) = await cpu
     result.window_s = duration_s
     await client.close()
     return result
@@ -393,6 +428,7 @@ class Run:
     collector_cpu_ms_per_req: float
     client_cpu_ms_per_req: float
     sent_ok: int
+    flush_cpu_ms_per_req: float = float("nan")
     rows_expected: int | None = None
     rows_found: int | None = None
     rows_lost: int | None = None
@@ -423,6 +459,10 @@ class ModeStack:
     def cpu_probe(self) -> tuple[float, float]:
         """CPU seconds so far of (Triton + stubs, collector)."""
         return _tree_cpu_s(self.stack.triton_pid), _tree_cpu_s(self.stack.collector_pid)
+
+    def flush_cpu(self) -> float:
+        """CPU seconds so far of the stages' flush threads."""
+        return _flush_threads_cpu_s(self.stack.triton_pid)
 
     def alive(self) -> bool:
         """Whether Triton still answers."""
@@ -504,6 +544,7 @@ def measure(
             closed_loop(
                 target.stack.grpc_url, source, prefix, concurrency, args.batch_size,
                 args.warmup, args.duration, target.cpu_probe, fresh, args.fresh_every,
+                target.flush_cpu,
             )
         )  # fmt: skip
     finally:
@@ -524,6 +565,7 @@ def measure(
         server_cpu_ms_per_req=load.server_cpu_s * per_req,
         collector_cpu_ms_per_req=load.collector_cpu_s * per_req,
         client_cpu_ms_per_req=load.client_cpu_s * per_req,
+        flush_cpu_ms_per_req=load.flush_cpu_s * per_req,
         sent_ok=load.sent_ok,
         error_examples=load.error_examples,
     )
@@ -563,6 +605,9 @@ def summarize(
             medians[name] = {key: _median([getattr(r, key) for r in mine]) for key in keys}
             medians[name]["collector_cpu_ms_per_req"] = _median(
                 [r.collector_cpu_ms_per_req for r in mine]
+            )
+            medians[name]["flush_cpu_ms_per_req"] = _median(
+                [r.flush_cpu_ms_per_req for r in mine if not math.isnan(r.flush_cpu_ms_per_req)]
             )
         base = medians.get(BASELINE)
         for name in modes:
@@ -690,9 +735,9 @@ def render(
                 f"{row['reps']:>4.0f}/{row['reps'] + row['excluded']:.0f}"
             )
         out.append(
-            f"{'mode':<8} {'logging cpu ms/req':>18} {'us/event':>8} {'coll cpu ms/req':>15} "
-            f"{'coll us/event':>13} {'fresh p50 s':>11} {'fresh p99 s':>11} {'probes':>6} "
-            f"{'unseen':>6} {'rows dup':>8}"
+            f"{'mode':<8} {'logging cpu ms/req':>18} {'us/event':>8} {'flush cpu ms/req':>16} "
+            f"{'coll cpu ms/req':>15} {'coll us/event':>13} {'fresh p50 s':>11} "
+            f"{'fresh p99 s':>11} {'probes':>6} {'unseen':>6} {'rows dup':>8}"
         )
         for row in mine:
             if row["mode"] == BASELINE:
@@ -700,7 +745,9 @@ def render(
             coll = row["collector_cpu_ms_per_req"]
             out.append(
                 f"{row['mode']:<8} {_fmt(row['logging_cpu_ms_per_req'], '.3f'):>18} "
-                f"{_fmt(row['logging_cpu_us_per_event'], '.1f'):>8} {_fmt(coll, '.3f'):>15} "
+                f"{_fmt(row['logging_cpu_us_per_event'], '.1f'):>8} "
+                f"{_fmt(row.get('flush_cpu_ms_per_req', float('nan')), '.3f'):>16} "
+                f"{_fmt(coll, '.3f'):>15} "
                 f"{_fmt(coll * 1000 / args.batch_size, '.1f'):>13} "
                 f"{_fmt(row['fresh_p50_s'], '.2f'):>11} {_fmt(row['fresh_p99_s'], '.2f'):>11} "
                 f"{_fmt(row['fresh_n'], '.0f'):>6} {_fmt(row['fresh_unseen'], '.0f'):>6} "

@@ -173,3 +173,21 @@ def test_shutdown_timeout_is_reported(caplog):
 def test_bad_arguments_are_refused(kw, msg):
     with pytest.raises(ConfigError, match=msg):
         BatchProcessor(InMemoryExporter(), **kw)
+
+
+def test_the_flush_thread_has_an_os_name_that_tells_it_apart(tmp_path):
+    import sys
+    from pathlib import Path
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("thread names under /proc are Linux's")
+    processor = BatchProcessor(InMemoryExporter(), flush_ms=10, name="stagelog-flush-features")
+    try:
+        tid = processor._worker.native_id
+        comm = Path(f"/proc/self/task/{tid}/comm")
+        deadline = time.monotonic() + 5
+        while comm.read_text().strip() != "sl-flush-featur" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert comm.read_text().strip() == "sl-flush-featur"  # 15 bytes: Linux's limit
+    finally:
+        processor.shutdown()
