@@ -40,7 +40,9 @@ query endpoint, every ``--fresh-poll`` seconds) until its 6 ``stage_events`` and
 ``predictions`` rows are all queryable; freshness = that moment - the response. Reported as
 p50/p99 over every probe of a mode and level. Logging CPU per request and per event is the
 server's (stages') CPU per request minus that of mode ``off`` in the same level, and the
-collector's separately.
+collector's separately. The stages' flush threads (OS thread name ``sl-flush-…``) are also
+summed on their own (``flush cpu ms/req``): a direct figure, not a difference of two noisy
+totals, so it moves far less from window to window.
 Several ``--concurrency`` levels may be given; each is its own table.
 
 The summary gives, per concurrency and mode, the median over repetitions and the ratio to mode
