@@ -109,6 +109,7 @@ class Mode:
     flush_ms: int | None = None  # STAGELOG_FLUSH_MS (None: --flush-ms, else the default)
     collect_ms: int | None = None  # STAGELOG_COLLECT_INTERVAL_MS (None: the default)
     pause_collector: bool = False  # SIGSTOP the collector during the window, SIGCONT after
+    collector_nice: int | None = None  # every thread of the collector reniced to this after start
 
 
 MODES: dict[str, Mode] = {
@@ -128,6 +129,8 @@ MODES: dict[str, Mode] = {
     "spool": Mode(
         "spool", "(b'') full logging, store elsewhere", logging=True, pause_collector=True
     ),
+    "nice": Mode("nice", "(b-) full logging, collector at nice 10", logging=True,
+                 collector_nice=10),
     "sampled": Mode("sampled", "(c) sampled policy", logging=True, policy="sampled"),
     "summary": Mode("summary", "(c') summary policy", logging=True, policy="summary"),
     "trace": Mode("trace", "(d) off + Triton trace TENSORS rate=1", logging=False, trace=True),
@@ -519,7 +522,18 @@ def start(mode: Mode, home: Path, args: argparse.Namespace) -> ModeStack:
             os.environ.pop(config.COLLECT_INTERVAL_MS, None)
         else:
             os.environ[config.COLLECT_INTERVAL_MS] = saved
+    if mode.collector_nice is not None and stack.collector_pid:
+        renice(stack.collector_pid, mode.collector_nice)
     return ModeStack(mode, settings, stack, trace_dir, time.monotonic() - started)
+
+
+def renice(pid: int, nice: int) -> None:
+    """Set the nice value of every thread of ``pid`` (Linux: nice is per thread)."""
+    for thread in psutil.Process(pid).threads():
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread.id, nice)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def measure(
