@@ -173,17 +173,21 @@ def trace_args(trace_dir: Path, log_frequency: int) -> list[str]:
     ]
 
 
-def _tree_cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of a process and its live children (0 when gone)."""
+def _tree(pid: int | None) -> list[psutil.Process]:
+    """A process and its live children (none when it is gone)."""
     if pid is None:
-        return 0.0
+        return []
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
+        return []
+
+
+def _tree_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process and its live children (0 when gone)."""
     total = 0.0
-    for proc in procs:
+    for proc in _tree(pid):
         try:
             times = proc.cpu_times()
             total += times.user + times.system
@@ -194,15 +198,8 @@ def _tree_cpu_s(pid: int | None) -> float:
 
 def _flush_threads_cpu_s(pid: int | None) -> float:
     """User + system CPU seconds of the stage flush threads (OS name ``sl-flush-…``) under pid."""
-    if pid is None:
-        return 0.0
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
     total = 0.0
-    for proc in procs:
+    for proc in _tree(pid):
         try:
             threads = proc.threads()
         except psutil.NoSuchProcess:
