@@ -336,11 +336,18 @@ def test_kill_9_of_a_stub_is_reloaded_within_30_s_recorded_and_counted(
     stub = _stub(faults, "forest")
     region = Path("/dev/shm") / stub.shm_region
     answered, failed, joiner = _valid_load(faults, f"stub-{tag}", 4, 60)
+    unhealthy_before = _events(settings, "model", "unhealthy", "forest")
     time.sleep(1.0)
     os.kill(stub.pid, signal.SIGKILL)  # a stub of this module's own server
     killed_at = time.monotonic()
     joiner.start()
     joiner.join()
+    # Until the supervisor's next probe (every second) the stack still says ready: the load
+    # can be over before that (a dead stub's requests fail at once), so wait until the death
+    # is seen - forest down in the health file, or (if that was missed) its row in the store.
+    eventually(lambda: "forest" in launcher.status(settings).down
+               or _events(settings, "model", "unhealthy", "forest") > unhealthy_before,
+               RECOVERY_S, "the supervisor seeing forest down")
     took = _wait_ready(faults, killed_at)
     assert answered, failed[:3]
     # While forest is down and being reloaded: the dead stub, then the models being swapped.
