@@ -759,7 +759,7 @@ def render(
             out.append(
                 f"{row['mode']:<8} {_fmt(row['logging_cpu_ms_per_req'], '.3f'):>18} "
                 f"{_fmt(row['logging_cpu_us_per_event'], '.1f'):>8} "
-                f"{_fmt(row.get('flush_cpu_ms_per_req', float('nan')), '.3f'):>16} "
+                f"{_fmt(row['flush_cpu_ms_per_req'], '.3f'):>16} "
                 f"{_fmt(coll, '.3f'):>15} "
                 f"{_fmt(coll * 1000 / args.batch_size, '.1f'):>13} "
                 f"{_fmt(row['fresh_p50_s'], '.2f'):>11} {_fmt(row['fresh_p99_s'], '.2f'):>11} "

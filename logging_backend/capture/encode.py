@@ -282,9 +282,7 @@ class _Flush:
     def _attributes(self, policies: list[str]) -> pa.Array:
         """``{'tensors': kept|sampled_out}`` on rows of a sampled logger, else empty."""
         if "sampled" not in policies:
-            return pa.MapArray.from_arrays(
-                pa.array(np.zeros(self.n + 1, dtype=np.int32)), _NO_STR, _NO_STR
-            )
+            return pa.MapArray.from_arrays(_no_offsets(self.n), _NO_STR, _NO_STR)
         sampled = np.array([p == "sampled" for p in policies], dtype=bool)[self.logger_idx]
         offsets = np.zeros(self.n + 1, dtype=np.int32)
         np.cumsum(sampled, out=offsets[1:])
@@ -624,9 +622,8 @@ class _TensorColumns:
         groups: list[_Group], zero: list[np.ndarray], attr: str, typ: pa.DataType
     ) -> pa.Array:
         if all(getattr(g, attr) is None for g in groups):  # e.g. no float64 tensor this flush
-            m = sum(len(z) for z in zero)
             return pa.ListArray.from_arrays(
-                pa.array(np.zeros(m + 1, dtype=np.int32)), pa.array([], type=typ))
+                _no_offsets(sum(map(len, zero))), pa.array([], type=typ))
         lens, chunks = [], []
         for g, z in zip(groups, zero, strict=True):
             values = getattr(g, attr)
@@ -643,9 +640,7 @@ class _TensorColumns:
     @staticmethod
     def _summary(groups: list[_Group], zero: list[np.ndarray]) -> pa.Array:
         if all(g.summary is None for g in groups):  # the usual flush: no policy summary
-            m = sum(len(z) for z in zero)
-            return pa.MapArray.from_arrays(
-                pa.array(np.zeros(m + 1, dtype=np.int32)), _NO_STR, _NO_F64)
+            return pa.MapArray.from_arrays(_no_offsets(sum(map(len, zero))), _NO_STR, _NO_F64)
         lens, keys, vals = [], [], []
         for g, z in zip(groups, zero, strict=True):
             if g.summary is None:
@@ -664,6 +659,11 @@ class _TensorColumns:
 
 
 # -- vector helpers ----------------------------------------------------------------------------
+
+
+def _no_offsets(n: int) -> pa.Array:
+    """The offsets of ``n`` empty lists (or maps)."""
+    return pa.array(np.zeros(n + 1, dtype=np.int32))
 
 
 def _list_array(lens: np.ndarray, flat: pa.Array) -> pa.Array:
