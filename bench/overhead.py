@@ -8,7 +8,7 @@ Modes, all on the same machine and the same models (the repository's model_repos
   ``STAGELOG_FLUSH_MS=100`` and ``STAGELOG_COLLECT_INTERVAL_MS=500`` (defaults now 1000 and
   1000).
 - ``half``     (b*) full logging with ``STAGELOG_FLUSH_MS=500``: freshness vs flush period.
-- ``second``   (b+) full logging with ``STAGELOG_FLUSH_MS=1000`` (the default is 500).
+- ``second``   (b+) full logging with ``STAGELOG_FLUSH_MS=1000`` (now the default).
 - ``spool``    (b'') full logging with the store on another host: the stages log and spool as in
   ``full``, but the collector is paused (SIGSTOP) during the window and resumed for the drain,
   so the window pays for the stages' logging and not for the embedded ClickHouse engine's
@@ -34,11 +34,15 @@ the load stops, the store is polled until every request of the window (warm-up i
 its 6 ``stage_events`` rows and ``batch x 4`` ``predictions`` rows: rows lost = expected - found
 after ``--drain-timeout`` seconds (must be 0). The next window starts only then, so no window
 pays for another's shipping. With tracing on, the growth of the trace files is reported.
-Freshness (logging modes whose collector runs during the window): every ``--fresh-every``
-seconds one answered request becomes a probe; a thread polls the store (through the collector's
-query endpoint, every ``--fresh-poll`` seconds) until its 6 ``stage_events`` and its
-``predictions`` rows are all queryable; freshness = that moment - the response. Reported as
-p50/p99 over every probe of a mode and level. Logging CPU per request and per event is the
+Freshness (logging modes whose collector runs during the window), for every request answered
+in the window: the store stamps each ``stage_events`` and ``predictions`` row with the time of
+its insert (``stored_at``, migrations 0073 and 0093); freshness = the latest of a request's
+rows - its response (both clocks this machine's), read once, after the drain, so measuring it
+puts no load on the stack. Reported as p50/p99 over every such request of a mode and level. The
+old way stays as a cross-check: ``--fresh-every S`` makes one answered request every S seconds
+a probe, polled through the collector's query endpoint every ``--fresh-poll`` seconds until its
+rows are queryable (``poll p50/p99``; each poll costs the collector ~20 ms of CPU, so it is off
+by default). Logging CPU per request and per event is the
 server's (stages') CPU per request minus that of mode ``off`` in the same level, and the
 collector's separately. The stages' flush threads (OS thread name ``sl-flush-…``) are also
 summed on their own (``flush cpu ms/req``): a direct figure, not a difference of two noisy
@@ -129,8 +133,9 @@ MODES: dict[str, Mode] = {
     "spool": Mode(
         "spool", "(b'') full logging, store elsewhere", logging=True, pause_collector=True
     ),
-    "nice": Mode("nice", "(b-) full logging, collector at nice 10", logging=True,
-                 collector_nice=10),
+    "nice": Mode(
+        "nice", "(b-) full logging, collector at nice 10", logging=True, collector_nice=10
+    ),
     "sampled": Mode("sampled", "(c) sampled policy", logging=True, policy="sampled"),
     "summary": Mode("summary", "(c') summary policy", logging=True, policy="summary"),
     "trace": Mode("trace", "(d) off + Triton trace TENSORS rate=1", logging=False, trace=True),
@@ -230,8 +235,7 @@ class LoadResult:
     collector_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
     flush_cpu_s: float = 0.0  # the stages' flush threads (part of server_cpu_s)
-    freshness_s: list[float] = field(default_factory=list)  # response -> rows queryable
-    probes: int = 0  # requests probed for freshness (probes - len(freshness_s): not seen)
+    answered_at: dict[str, float] = field(default_factory=dict)  # window's ids -> time.time()
 
 
 class FreshnessProbe:
@@ -357,11 +361,13 @@ async def closed_loop(
                 continue
             done = clock()
             result.sent_ok += 1
+            now = time.time()
             if fresh is not None and done >= next_probe:
                 next_probe = done + fresh_every_s
-                fresh.add(request_id, time.time())
+                fresh.add(request_id, now)
             if opens <= done <= closes:
                 result.latencies_ms.append((done - started) * 1000.0)
+                result.answered_at[request_id] = now
 
     def flushes() -> float:
         return flush_probe() if flush_probe is not None else 0.0
@@ -372,13 +378,21 @@ async def closed_loop(
         flush0, client0 = flushes(), time.process_time()
         await asyncio.sleep(max(0.0, closes - clock()))
         server1, collector1 = cpu_probe()
-        return (server1 - server0, collector1 - collector0, time.process_time() - client0,
-                flushes() - flush0)
+        return (
+            server1 - server0,
+            collector1 - collector0,
+            time.process_time() - client0,
+            flushes() - flush0,
+        )
 
     cpu = asyncio.create_task(window())
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
-    (result.server_cpu_s, result.collector_cpu_s, result.client_cpu_s,
-     result.flush_cpu_s) = await cpu
+    (
+        result.server_cpu_s,
+        result.collector_cpu_s,
+        result.client_cpu_s,
+        result.flush_cpu_s,
+    ) = await cpu
     result.window_s = duration_s
     await client.close()
     return result
@@ -393,6 +407,32 @@ def count_rows(settings: config.Settings, prefix: str) -> tuple[int, int]:
     )
     data = json.loads(query.execute(settings, sql, {"p": prefix}, "JSONCompact"))["data"]
     return int(data[0][0]), int(data[0][1])
+
+
+def stored_freshness(
+    settings: config.Settings, prefix: str, answered_at: dict[str, float]
+) -> list[float]:
+    """Seconds from each answered request's response to its last row's ``stored_at``.
+
+    One query for the whole window, after the drain: requests with no row at all are left out
+    (they are counted as lost rows instead).
+    """
+    if not answered_at:
+        return []
+    mine = "WHERE startsWith(request_id, {p:String})"
+    sql = (
+        "SELECT request_id, max(toUnixTimestamp64Micro(stored_at)) FROM ("
+        f"SELECT request_id, stored_at FROM stagelog.stage_events {mine}"
+        f" UNION ALL SELECT request_id, stored_at FROM stagelog.predictions {mine}"
+        ") GROUP BY request_id"
+    )
+    data = json.loads(query.execute(settings, sql, {"p": prefix}, "JSONCompact"))["data"]
+    out = []
+    for request_id, stored_us in data:
+        answered = answered_at.get(request_id)
+        if answered is not None:
+            out.append(round(int(stored_us) / 1e6 - answered, 4))
+    return out
 
 
 def drain(
@@ -439,8 +479,9 @@ class Run:
     trace_bytes: int | None = None
     server_died: bool = False
     error_examples: list[str] = field(default_factory=list)
-    freshness_s: list[float] = field(default_factory=list)
-    probes: int = 0
+    freshness_s: list[float] = field(default_factory=list)  # response -> stored_at, every request
+    poll_freshness_s: list[float] = field(default_factory=list)  # response -> seen by a poll
+    probes: int = 0  # requests probed by polling (probes - len(poll_freshness_s): not seen)
 
     @property
     def valid(self) -> bool:
@@ -583,7 +624,7 @@ def measure(
         error_examples=load.error_examples,
     )
     if fresh is not None:
-        run.freshness_s, run.probes = fresh.finish(args.drain_timeout)
+        run.poll_freshness_s, run.probes = fresh.finish(args.drain_timeout)
     if mode.logging:
         expected = (load.sent_ok * STAGES, load.sent_ok * args.batch_size * PREDICTION_MODELS)
         found, waited = drain(target.settings, prefix, expected, args.drain_timeout)
@@ -592,6 +633,8 @@ def measure(
         run.rows_lost = sum(max(0, e - f) for e, f in zip(expected, found, strict=True))
         run.rows_duplicated = sum(max(0, f - e) for e, f in zip(expected, found, strict=True))
         run.drain_s = waited
+        if not mode.pause_collector:
+            run.freshness_s = stored_freshness(target.settings, prefix, load.answered_at)
     if mode.trace:
         run.trace_bytes = target.trace_bytes() - trace0
     run.server_died = not target.alive()
@@ -639,9 +682,13 @@ def summarize(
             row["rows_duplicated"] = float(sum(dup)) if dup else float("nan")
             fresh = [f for r in mine if r.valid for f in r.freshness_s]
             row["fresh_n"] = float(len(fresh))
-            row["fresh_unseen"] = float(sum(r.probes - len(r.freshness_s) for r in mine))
             row["fresh_p50_s"] = float(np.percentile(fresh, 50)) if fresh else float("nan")
             row["fresh_p99_s"] = float(np.percentile(fresh, 99)) if fresh else float("nan")
+            polled = [f for r in mine if r.valid for f in r.poll_freshness_s]
+            row["poll_n"] = float(len(polled))
+            row["poll_unseen"] = float(sum(r.probes - len(r.poll_freshness_s) for r in mine))
+            row["poll_p50_s"] = float(np.percentile(polled, 50)) if polled else float("nan")
+            row["poll_p99_s"] = float(np.percentile(polled, 99)) if polled else float("nan")
             off_cpu = base["server_cpu_ms_per_req"] if base else float("nan")
             row["logging_cpu_ms_per_req"] = m["server_cpu_ms_per_req"] - off_cpu
             row["logging_cpu_us_per_event"] = row["logging_cpu_ms_per_req"] * 1000 / batch_size
@@ -750,7 +797,8 @@ def render(
         out.append(
             f"{'mode':<8} {'logging cpu ms/req':>18} {'us/event':>8} {'flush cpu ms/req':>16} "
             f"{'coll cpu ms/req':>15} {'coll us/event':>13} {'fresh p50 s':>11} "
-            f"{'fresh p99 s':>11} {'probes':>6} {'unseen':>6} {'rows dup':>8}"
+            f"{'fresh p99 s':>11} {'of reqs':>7} {'poll p50 s':>10} {'poll p99 s':>10} "
+            f"{'probes':>6} {'unseen':>6} {'rows dup':>8}"
         )
         for row in mine:
             if row["mode"] == BASELINE:
@@ -763,8 +811,9 @@ def render(
                 f"{_fmt(coll, '.3f'):>15} "
                 f"{_fmt(coll * 1000 / args.batch_size, '.1f'):>13} "
                 f"{_fmt(row['fresh_p50_s'], '.2f'):>11} {_fmt(row['fresh_p99_s'], '.2f'):>11} "
-                f"{_fmt(row['fresh_n'], '.0f'):>6} {_fmt(row['fresh_unseen'], '.0f'):>6} "
-                f"{_fmt(row['rows_duplicated'], '.0f'):>8}"
+                f"{_fmt(row['fresh_n'], '.0f'):>7} {_fmt(row['poll_p50_s'], '.2f'):>10} "
+                f"{_fmt(row['poll_p99_s'], '.2f'):>10} {_fmt(row['poll_n'], '.0f'):>6} "
+                f"{_fmt(row['poll_unseen'], '.0f'):>6} {_fmt(row['rows_duplicated'], '.0f'):>8}"
             )
         by_mode = {row["mode"]: row for row in mine}
         if "full" in by_mode and "spool" in by_mode and BASELINE in by_mode:
@@ -839,11 +888,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument(
-        "--fresh-every", type=float, default=0.5,
-        help="seconds between freshness probes (0: no freshness probes)",
+        "--fresh-every", type=float, default=0.0,
+        help="seconds between polled freshness probes, a cross-check of the stored_at figure "
+        "(default 0: none; each poll is load on the collector)",
     )  # fmt: skip
     parser.add_argument(
-        "--fresh-poll", type=float, default=0.5,
+        "--fresh-poll",
+        type=float,
+        default=0.5,
         help="seconds between polls (each costs the collector ~20 ms of CPU: bench/results/i11d)",
     )
     parser.add_argument("--startup-timeout", type=float, default=300.0)
@@ -901,11 +953,18 @@ def kill_leftovers(home: Path) -> list[int]:
     return killed
 
 
+def _upgrade(run: dict) -> dict:
+    """A run of a file written before freshness came from ``stored_at``: its list was polled."""
+    if "poll_freshness_s" not in run:
+        run = {**run, "poll_freshness_s": run.get("freshness_s", []), "freshness_s": []}
+    return run
+
+
 def report_json(path: Path) -> int:
     """Print the summary tables of a ``--json`` file written by an earlier run."""
     doc = json.loads(path.read_text())
     args = parse_args(doc["argv"])
-    runs = [Run(**run) for run in doc["runs"]]
+    runs = [Run(**_upgrade(run)) for run in doc["runs"]]
     crashes = [tuple(c) for c in doc.get("crashes", [])]
     summary = summarize(runs, args.mode_list, args.concurrency_list, args.batch_size)
     text = render(runs, summary, [], crashes, args)

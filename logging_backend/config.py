@@ -16,7 +16,7 @@ HTTP_PORT = "STAGELOG_HTTP_PORT"  # default: 8000
 METRICS_PORT = "STAGELOG_METRICS_PORT"  # default: 8002
 TRITONSERVER = "STAGELOG_TRITONSERVER"  # default: PATH, then the nvidia-pytriton wheel
 LOGGING = "STAGELOG_LOGGING"  # default: on
-FLUSH_MS = "STAGELOG_FLUSH_MS"  # default: 500 (sooner when a batch of 1,000 records fills)
+FLUSH_MS = "STAGELOG_FLUSH_MS"  # default: 1000 (sooner when a batch of 1,000 records fills)
 SPOOL_BUDGET_MB = "STAGELOG_SPOOL_BUDGET_MB"  # default: 1024
 # Free space the spool leaves on its filesystem (the store and the collector's state need it);
 # the disk budget is min(SPOOL_BUDGET_MB, spool + free - SPOOL_MIN_FREE_MB).
@@ -190,7 +190,7 @@ def load(
         http_port=get_int(HTTP_PORT, 8000, http_port, minimum=1),
         metrics_port=get_int(METRICS_PORT, 8002, metrics_port, minimum=1),
         logging=get_bool(LOGGING, True, logging),
-        flush_ms=get_int(FLUSH_MS, 500, flush_ms, minimum=1),
+        flush_ms=get_int(FLUSH_MS, 1000, flush_ms, minimum=1),
         spool_budget_mb=get_int(SPOOL_BUDGET_MB, 1024, spool_budget_mb, minimum=1),
         device=get_choice(DEVICE, "auto", ("auto", "cpu", "gpu"), device),
         spool_min_free_mb=get_int(SPOOL_MIN_FREE_MB, 256, spool_min_free_mb, minimum=0),

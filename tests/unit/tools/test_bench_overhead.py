@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -152,11 +153,26 @@ def test_report_reprints_a_json_run_with_paired_ratios(
 def test_summary_pools_freshness_and_subtracts_the_servers_cpu_of_off() -> None:
     off = _run("off", 100, 10)
     full = [_run("full", 90, 11, lost=0), _run("full", 95, 12, lost=0)]
-    full[0].freshness_s, full[0].probes = [1.0, 2.0], 3  # one probe never seen
-    full[1].freshness_s, full[1].probes = [3.0], 1
+    full[0].freshness_s, full[1].freshness_s = [0.5, 1.5, 2.5], [1.0]  # every request, stored_at
+    full[0].poll_freshness_s, full[0].probes = [1.0, 2.0], 3  # one probe never seen
+    full[1].poll_freshness_s, full[1].probes = [3.0], 1
     full[0].server_cpu_ms_per_req = full[1].server_cpu_ms_per_req = off.server_cpu_ms_per_req + 0.4
     rows = {row["mode"]: row for row in overhead.summarize([off, *full], ["off", "full"], [8], 8)}
-    assert rows["full"]["fresh_p50_s"] == pytest.approx(2.0)
-    assert rows["full"]["fresh_n"] == 3 and rows["full"]["fresh_unseen"] == 1
+    assert rows["full"]["fresh_p50_s"] == pytest.approx(1.25) and rows["full"]["fresh_n"] == 4
+    assert rows["full"]["poll_p50_s"] == pytest.approx(2.0)
+    assert rows["full"]["poll_n"] == 3 and rows["full"]["poll_unseen"] == 1
     assert rows["full"]["logging_cpu_ms_per_req"] == pytest.approx(0.4)
     assert rows["full"]["logging_cpu_us_per_event"] == pytest.approx(50.0)
+
+
+def test_a_report_of_an_older_file_reads_its_freshness_as_polled(tmp_path: Path, capsys) -> None:
+    """Files written before the stored_at figure held polled freshness in ``freshness_s``."""
+    off, full = _run("off", 100, 10), _run("full", 90, 11, lost=0)
+    full.freshness_s, full.probes = [1.0, 2.0], 2
+    old = [{k: v for k, v in asdict(r).items() if k != "poll_freshness_s"} for r in (off, full)]
+    doc = {"argv": ["--modes", "off,full", "--repetitions", "1"], "runs": old, "summary": []}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    runs = [overhead.Run(**overhead._upgrade(r)) for r in doc["runs"]]
+    assert runs[1].poll_freshness_s == [1.0, 2.0] and runs[1].freshness_s == []
+    assert overhead.main(["--report", str(path)]) == 0
