@@ -6,9 +6,11 @@ Modes, all on the same machine and the same models (the repository's model_repos
 - ``full``     (b) full logging: every tensor, event and prediction, shipped by the collector.
 - ``tuned``    (b') full logging with the flush and collect periods of before issue 11:
   ``STAGELOG_FLUSH_MS=100`` and ``STAGELOG_COLLECT_INTERVAL_MS=500`` (defaults now 1000 and
-  1000).
+  2000).
 - ``half``     (b*) full logging with ``STAGELOG_FLUSH_MS=500``: freshness vs flush period.
 - ``second``   (b+) full logging with ``STAGELOG_FLUSH_MS=1000`` (now the default).
+- ``collect1`` (b1) full logging with ``STAGELOG_COLLECT_INTERVAL_MS=1000`` (the default is 2000:
+  half the inserts).
 - ``spool``    (b'') full logging with the store on another host: the stages log and spool as in
   ``full``, but the collector is paused (SIGSTOP) during the window and resumed for the drain,
   so the window pays for the stages' logging and not for the embedded ClickHouse engine's
@@ -130,6 +132,9 @@ MODES: dict[str, Mode] = {
         "half", "(b*) full logging, flush 0.5 s", logging=True, flush_ms=500, collect_ms=1000
     ),
     "second": Mode("second", "(b+) full logging, flush 1 s", logging=True, flush_ms=1000),
+    "collect1": Mode(
+        "collect1", "(b1) full logging, collect every 1 s", logging=True, collect_ms=1000
+    ),
     "spool": Mode(
         "spool", "(b'') full logging, store elsewhere", logging=True, pause_collector=True
     ),

@@ -18,6 +18,8 @@ whole time, and how many active parts are left. Each variant runs in a fresh pro
 - ``no-preds``:    current, without the ``predictions`` rows.
 - ``merge-base-5``: current with ClickHouse's default ``merge_selector_base = 5`` on every
   stagelog MergeTree table again (migration 0091 sets 20: fewer, wider merges).
+- ``one-thread``:  current, each insert with ``max_threads = 1, max_insert_threads = 1`` (the
+  engine's default is one thread per core for parsing and writing a part).
 - ``no-stats``:    current with ``auto_statistics_types = ''`` on every stagelog MergeTree table
   (the engine's default, ``basic, uniq_v2``, builds column statistics on every merge).
 
@@ -38,7 +40,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-VARIANTS = ("current", "event-views", "views", "no-views", "no-preds", "merge-base-5", "no-stats")
+VARIANTS = (
+    "current",
+    "event-views",
+    "views",
+    "no-views",
+    "no-preds",
+    "merge-base-5",
+    "no-stats",
+    "one-thread",
+)
 EVENT_VIEWS = ("request_index_mv", "stage_latency_1m_mv")  # on stage_events until 0092
 
 
@@ -79,11 +90,15 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
             }[variant]
             for (name,) in client.query(
                 "SELECT name FROM system.tables WHERE database = 'stagelog' "
-                "AND engine LIKE '%MergeTree'").result_rows:
+                "AND engine LIKE '%MergeTree'"
+            ).result_rows:
                 client.command(f"ALTER TABLE stagelog.{name} MODIFY SETTING {change}")
         elif variant == "event-views":
             for statement in event_view_ddl():
                 client.command(statement)
+        settings = {"async_insert": 0, "insert_deduplicate": 1}
+        if variant == "one-thread":
+            settings.update(max_threads=1, max_insert_threads=1)
         per_table: dict[str, float] = {}
         cpu0 = time.process_time()
         wall0 = time.monotonic()
@@ -93,14 +108,11 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
                 if variant == "no-preds" and table == "predictions":
                     continue
                 t0 = time.thread_time()
-                client.insert_arrow(
-                    f"stagelog.{table}", pa.concat_tables(parts),
-                    settings={"async_insert": 0, "insert_deduplicate": 1},
-                )  # fmt: skip
+                client.insert_arrow(f"stagelog.{table}", pa.concat_tables(parts), settings=settings)
                 per_table[table] = per_table.get(table, 0.0) + time.thread_time() - t0
             # the collector's cadence: one cycle a second
             time.sleep(max(0.0, 1.0 - (time.monotonic() - cycle_started)))
-        if variant in ("current", "no-preds", "merge-base-5", "no-stats"):
+        if variant in ("current", "no-preds", "merge-base-5", "no-stats", "one-thread"):
             rollups.run_once(client)
         elif variant == "event-views":  # the views made those two
             hourly = tuple(r for r in rollups.ROLLUPS if r.source != "stage_events")

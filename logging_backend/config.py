@@ -21,7 +21,7 @@ SPOOL_BUDGET_MB = "STAGELOG_SPOOL_BUDGET_MB"  # default: 1024
 # Free space the spool leaves on its filesystem (the store and the collector's state need it);
 # the disk budget is min(SPOOL_BUDGET_MB, spool + free - SPOOL_MIN_FREE_MB).
 SPOOL_MIN_FREE_MB = "STAGELOG_SPOOL_MIN_FREE_MB"  # default: 256
-COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 1000 (collector's spool poll)
+COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 2000 (collector's spool poll)
 SPOOL_FORMAT = "STAGELOG_SPOOL_FORMAT"  # default: v2 (one file per flush); v1: one per table
 DEVICE = "STAGELOG_DEVICE"  # default: auto
 TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher; default: "" (unknown)
@@ -113,7 +113,7 @@ class Settings:
     flush_ms: int
     spool_budget_mb: int
     device: str
-    collect_interval_ms: int = 1000
+    collect_interval_ms: int = 2000
     spool_format: str = "v2"
     triton_version: str = ""
     tritonserver: str = ""
@@ -194,7 +194,7 @@ def load(
         spool_budget_mb=get_int(SPOOL_BUDGET_MB, 1024, spool_budget_mb, minimum=1),
         device=get_choice(DEVICE, "auto", ("auto", "cpu", "gpu"), device),
         spool_min_free_mb=get_int(SPOOL_MIN_FREE_MB, 256, spool_min_free_mb, minimum=0),
-        collect_interval_ms=get_int(COLLECT_INTERVAL_MS, 1000, collect_interval_ms, minimum=1),
+        collect_interval_ms=get_int(COLLECT_INTERVAL_MS, 2000, collect_interval_ms, minimum=1),
         spool_format=get_choice(SPOOL_FORMAT, "v2", ("v1", "v2"), spool_format),
         triton_version=get_str(TRITON_VERSION, "", triton_version),
         tritonserver=get_str(TRITONSERVER, "", tritonserver),

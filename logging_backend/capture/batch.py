@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from logging_backend.errors import ConfigError
+from logging_backend.spool.ticks import until_tick
 
 _LOG = logging.getLogger("stagelog.batch")
 
@@ -87,7 +88,9 @@ class BatchProcessor:
     Args:
         exporter: Receives batches of at most ``max_batch`` items, from the worker thread only.
         flush_ms: Period of the worker's wake-up; a non-empty buffer is exported at least
-            this often.
+            this often. The wake-ups fall on multiples of the period on the wall clock
+            (:mod:`logging_backend.spool.ticks`), the same instants in every process of a host,
+            so that the collector, polling just after them, finds every stage's flush at once.
         max_queue: Items the buffer holds; beyond it, ``emit`` drops and counts.
         max_batch: Items per ``export`` call; a buffer this full wakes the worker early.
         name: Name of the worker thread (shows in ``py-spy`` and thread dumps).
@@ -185,7 +188,7 @@ class BatchProcessor:
     def _run(self) -> None:
         name_os_thread(self._worker.name)
         while not self._stopping:
-            self._wake.wait(self._period)
+            self._wake.wait(until_tick(self._period))
             self._wake.clear()
             self._drain()
         self._drain()

@@ -40,11 +40,16 @@ from logging_backend.collector.health import CountingClient, Health, InsertCount
 from logging_backend.collector.sampler import SamplerThread
 from logging_backend.collector.shipper import Shipper
 from logging_backend.errors import SpoolFull, StagelogError, StoreError, StoreUnavailable
+from logging_backend.spool.ticks import until_tick
 from logging_backend.store import access
 from logging_backend.store.sessions import ReaderLimits, Sessions
 
 log = logging.getLogger("stagelog.collector")
 
+# The collector polls the spool this long after each tick of the stages' flush clock (multiples
+# of the period on the wall clock, spool.ticks.until_tick): a flush made at the tick is on disk
+# by then, so it waits for this poll and not for the next one.
+TICK_OFFSET_S = 0.25
 HEALTH_ROW_S = 10.0  # how often the collector writes a stagelog.collector_health row
 SCHEMA_CHECK_S = 30.0  # how often the collector checks that every schema object exists
 DRAIN_TIMEOUT_S = 45.0  # below the launcher's 60 s stop timeout
@@ -312,14 +317,14 @@ class Collector:
             if time.monotonic() - schema_checked > SCHEMA_CHECK_S:
                 schema_checked = time.monotonic()
                 self._check_schema()
-            started = time.monotonic()
             try:
                 self.shipper.enforce_budget()
                 self.shipper.ship_all()
                 backoff.reset()
                 # a period, not a pause: a poll every interval_s however long shipping took
-                # (issue 11: freshness), and never more than one insert per table per period
-                delay = max(0.0, self.interval_s - (time.monotonic() - started))
+                # (issue 11: freshness), just after the stages' flush tick, and never more than
+                # one insert per table per period
+                delay = until_tick(self.interval_s, min(TICK_OFFSET_S, self.interval_s / 4))
             except (StoreUnavailable, SpoolFull) as exc:
                 delay = backoff.next_delay()
                 log.warning("%s; retrying in %.1fs", exc, delay)
