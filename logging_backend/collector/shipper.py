@@ -252,6 +252,10 @@ class Shipper:
             SpoolFull: no room for a manifest yet; nothing was sent, retry later.
         """
         self.drops.flush()
+        # Another thread using the store (a rollup, an alert query) is waited out before the
+        # spool is listed, so that what was flushed meanwhile ships now, not a period later.
+        with self.lock:
+            pass
         rows = 0
         batches = 0
         for path in self.manifests():

@@ -221,7 +221,8 @@ class RollupThread:
 
     Args:
         client: the process's store client.
-        lock: held around each run (the collector ships on the same client).
+        lock: held around each rollup of a run, released between them (the collector ships on
+            the same client: it waits for one rollup, not for the whole run).
         interval_s: seconds between runs.
         prepare: called once before the first run (the collector loads the drift baseline,
             whose bins the feature rollup counts in).
@@ -256,9 +257,11 @@ class RollupThread:
 
     def _run(self) -> None:
         started = time.monotonic()
+        ranges = 0
         try:
-            with self.lock:
-                ranges = run_once(self.client)
+            for rollup in ROLLUPS:
+                with self.lock:
+                    ranges += run_once(self.client, (rollup,))
         except Exception:  # a failed run is retried next period; what was begun is finished
             self.failures += 1
             log.exception("rollup run failed; retrying in %.0f s", self.interval_s)

@@ -513,3 +513,25 @@ def test_under_steady_pressure_the_budget_drops_in_chunks_not_every_poll(tmp_pat
         v1(tmp_path, "stage_tensors", tensors(f"t{i}", 1000), i)
         assert budget.enforce(drops) == 0
     assert len(drops.segments) == 1 and drops.segments["budget"] == 3
+
+
+def test_a_poll_that_waits_for_the_store_ships_what_was_flushed_meanwhile(tmp_path: Path):
+    """A rollup holding the store lock delays a poll; the poll lists the spool after it.
+
+    Listing first and waiting for the lock at the first insert would leave what the stages
+    flushed during the wait to the next poll: a whole period later.
+    """
+    import threading
+
+    store = FakeStore()
+    lock = threading.Lock()
+    shipper = sh.Shipper(store, tmp_path, lock=lock)
+    v1(tmp_path, "stage_events", events(["r-1"]), 1)
+    lock.acquire()  # the rollup thread's run
+    poll = threading.Thread(target=shipper.ship_all)
+    poll.start()
+    time.sleep(0.2)
+    v1(tmp_path, "stage_events", events(["r-2"]), 2)  # flushed while the poll waits
+    lock.release()
+    poll.join(10)
+    assert store.ids("stage_events") == Counter({"r-1": 1, "r-2": 1})

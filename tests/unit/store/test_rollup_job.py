@@ -162,3 +162,26 @@ def test_progress_is_folded_and_rows_are_still_rolled_up_once(client, monkeypatc
     insert(client, 1, prefix="last")
     assert rollups.run_once(client, (PREDICTION,)) == 1
     assert rolled(client) == 14
+
+
+def test_the_thread_lets_the_store_go_between_rollups(client):
+    """The collector ships on the same client: it waits for one rollup, not a whole run."""
+    import threading
+
+    class CountingLock:
+        def __init__(self):
+            self.inner, self.taken = threading.Lock(), 0
+
+        def __enter__(self):
+            self.inner.acquire()
+            self.taken += 1
+
+        def __exit__(self, *exc):
+            self.inner.release()
+
+    insert(client, 10)
+    lock = CountingLock()
+    thread = rollups.RollupThread(client, lock, 60.0)
+    thread._run()
+    assert lock.taken == len(rollups.ROLLUPS) and thread.failures == 0
+    assert rolled(client) == 10
