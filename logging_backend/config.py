@@ -43,7 +43,7 @@ QUERY_MAX_RESULT_MB = "STAGELOG_QUERY_MAX_RESULT_MB"  # default: 1024 (max_resul
 QUERY_MAX_MEMORY_MB = "STAGELOG_QUERY_MAX_MEMORY_MB"  # default: 2048 (max_memory_usage)
 ALERT_RULES = "STAGELOG_ALERT_RULES"  # default: logging_backend/insights/alert_rules.toml
 ALERT_INTERVAL_MS = "STAGELOG_ALERT_INTERVAL_MS"  # default: 60000 (as Prometheus evaluates)
-ROLLUP_INTERVAL_MS = "STAGELOG_ROLLUP_INTERVAL_MS"  # default: 60000 (hourly rollups' batches)
+ROLLUP_INTERVAL_MS = "STAGELOG_ROLLUP_INTERVAL_MS"  # default: 20000 (hourly rollups' batches)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,7 +124,7 @@ class Settings:
     query_max_result_mb: int = 1024
     query_max_memory_mb: int = 2048
     spool_min_free_mb: int = 256
-    rollup_interval_ms: int = 60_000  # 0: this process makes no rollups (another one does)
+    rollup_interval_ms: int = 20_000  # 0: this process makes no rollups (another one does)
     refusals: bool = True  # record requests Triton refuses (stack/refusal_log.c)
     http: bool = False
     supervise: bool = True
@@ -204,7 +204,7 @@ def load(
         query_timeout_s=get_int(QUERY_TIMEOUT_S, 60, minimum=1),
         query_max_result_mb=get_int(QUERY_MAX_RESULT_MB, 1024, minimum=1),
         query_max_memory_mb=get_int(QUERY_MAX_MEMORY_MB, 2048, minimum=64),
-        rollup_interval_ms=get_int(ROLLUP_INTERVAL_MS, 60_000, rollup_interval_ms, minimum=0),
+        rollup_interval_ms=get_int(ROLLUP_INTERVAL_MS, 20_000, rollup_interval_ms, minimum=0),
         refusals=get_bool(REFUSALS, True, refusals),
         http=get_bool(HTTP, False, http),
         supervise=get_bool(SUPERVISE, True, supervise),

@@ -174,6 +174,9 @@ class Shipper:
         self.max_batch_bytes = max_batch_bytes
         self.max_batch_segments = max_batch_segments
         self.lock = lock or threading.Lock()
+        # Set while ship_all runs: other users of the store that can wait (the rollup job)
+        # let it go first, so that a poll never waits for more than one of their steps.
+        self.shipping = threading.Event()
         self.destination = destination
         self.drops = DropLog(self.spool_dir)
         self.stats = Stats(drops=self.drops)
@@ -252,22 +255,28 @@ class Shipper:
             SpoolFull: no room for a manifest yet; nothing was sent, retry later.
         """
         self.drops.flush()
-        # Another thread using the store (a rollup, an alert query) is waited out before the
-        # spool is listed, so that what was flushed meanwhile ships now, not a period later.
-        with self.lock:
-            pass
-        rows = 0
-        batches = 0
-        for path in self.manifests():
-            rows += self._replay(path)
-            batches += 1
-        busy = self.in_flight()
-        snapshot = [r for r in layout.list_segments(self.spool_dir) if self._key(r) not in busy]
-        cap = self._batch_cap(sum(r.size for r in snapshot))
-        while snapshot and (max_batches is None or batches < max_batches):
-            batch, snapshot = self._take(snapshot, cap)
-            rows += self._ship_new(batch)
-            batches += 1
+        self.shipping.set()  # the rollup job waits before its next step (store.rollups)
+        try:
+            # Another thread using the store (a rollup step, an alert query) is waited out
+            # before the spool is listed, so that what was flushed meanwhile ships now.
+            with self.lock:
+                pass
+            rows = 0
+            batches = 0
+            for path in self.manifests():
+                rows += self._replay(path)
+                batches += 1
+            busy = self.in_flight()
+            snapshot = [
+                r for r in layout.list_segments(self.spool_dir) if self._key(r) not in busy
+            ]
+            cap = self._batch_cap(sum(r.size for r in snapshot))
+            while snapshot and (max_batches is None or batches < max_batches):
+                batch, snapshot = self._take(snapshot, cap)
+                rows += self._ship_new(batch)
+                batches += 1
+        finally:
+            self.shipping.clear()
         self.drops.flush()
         return rows
 

@@ -93,9 +93,11 @@ def start_rollups(collector: Any) -> rollups.RollupThread | None:
         return None
 
     query = _query_of(collector)
+    shipper = getattr(collector, "shipper", None)
     return rollups.RollupThread(
         collector.client, collector.lock, settings.rollup_interval_ms / 1000.0,
         prepare=lambda: _ensure_baseline(query),
+        yield_to=shipper.shipping if shipper is not None else None,
     ).start()  # fmt: skip
 
 

@@ -216,6 +216,9 @@ def run_once(client: Client, rollups: tuple[Rollup, ...] = ROLLUPS) -> int:
     return ranges
 
 
+YIELD_MAX_S = 30.0  # the longest a rollup step waits for shipping before it runs anyway
+
+
 class RollupThread:
     """Runs :func:`run_once` every ``interval_s`` on a client shared under ``lock``.
 
@@ -226,6 +229,8 @@ class RollupThread:
         interval_s: seconds between runs.
         prepare: called once before the first run (the collector loads the drift baseline,
             whose bins the feature rollup counts in).
+        yield_to: set while the collector ships: each rollup step waits until it is clear
+            (for at most ``YIELD_MAX_S``), so that freshness pays for one step at most.
     """
 
     def __init__(
@@ -234,8 +239,10 @@ class RollupThread:
         lock: threading.Lock,
         interval_s: float,
         prepare: Callable[[], Any] | None = None,
+        yield_to: threading.Event | None = None,
     ) -> None:
         self.client = client
+        self.yield_to = yield_to
         self.lock = lock
         self.interval_s = interval_s
         self.prepare = prepare
@@ -260,6 +267,7 @@ class RollupThread:
         ranges = 0
         try:
             for rollup in ROLLUPS:
+                self._let_shipping_go()
                 with self.lock:
                     ranges += run_once(self.client, (rollup,))
         except Exception:  # a failed run is retried next period; what was begun is finished
@@ -269,6 +277,13 @@ class RollupThread:
         self.runs += 1
         if ranges:
             log.debug("rolled up %d ranges in %.2f s", ranges, time.monotonic() - started)
+
+    def _let_shipping_go(self) -> None:
+        deadline = time.monotonic() + YIELD_MAX_S
+        while self.yield_to is not None and self.yield_to.is_set():
+            if time.monotonic() > deadline:  # a shipper stuck on a store that is down
+                return
+            time.sleep(0.01)
 
     def _loop(self) -> None:
         if self.prepare is not None:

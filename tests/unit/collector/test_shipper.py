@@ -535,3 +535,23 @@ def test_a_poll_that_waits_for_the_store_ships_what_was_flushed_meanwhile(tmp_pa
     lock.release()
     poll.join(10)
     assert store.ids("stage_events") == Counter({"r-1": 1, "r-2": 1})
+
+
+def test_shipping_is_flagged_while_a_poll_runs_and_cleared_after(tmp_path: Path):
+    """The rollup job reads ``shipping`` to let a poll go first; a failing poll clears it."""
+    seen = []
+
+    class Watching(FakeStore):
+        def insert_arrow(self, table, data, settings=None):
+            seen.append(shipper.shipping.is_set())
+            return super().insert_arrow(table, data, settings)
+
+    shipper = sh.Shipper(Watching(), tmp_path)
+    v1(tmp_path, "stage_events", events(["r-1"]), 1)
+    shipper.ship_all()
+    assert seen == [True] and not shipper.shipping.is_set()
+    v1(tmp_path, "stage_events", events(["r-2"]), 2)
+    shipper.client = FakeStore(refuse=lambda t, d: OperationalError("down"))
+    with pytest.raises(StoreUnavailable):
+        shipper.ship_all()
+    assert not shipper.shipping.is_set()

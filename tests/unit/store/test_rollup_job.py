@@ -185,3 +185,21 @@ def test_the_thread_lets_the_store_go_between_rollups(client):
     thread._run()
     assert lock.taken == len(rollups.ROLLUPS) and thread.failures == 0
     assert rolled(client) == 10
+
+
+def test_a_rollup_step_waits_while_the_collector_ships(client):
+    """Set while a poll ships: the next step starts only once it is clear."""
+    import threading
+    import time
+
+    insert(client, 4)
+    shipping = threading.Event()
+    shipping.set()
+    thread = rollups.RollupThread(client, threading.Lock(), 60.0, yield_to=shipping)
+    run = threading.Thread(target=thread._run)
+    run.start()
+    time.sleep(0.3)
+    assert rolled(client) == 0 and run.is_alive()  # waiting for the poll
+    shipping.clear()
+    run.join(30)
+    assert rolled(client) == 4 and thread.failures == 0
