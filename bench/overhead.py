@@ -383,29 +383,24 @@ async def closed_loop(
         flush0, client0 = flushes(), time.process_time()
         await asyncio.sleep(max(0.0, closes - clock()))
         server1, collector1 = cpu_probe()
-        return (
-            server1 - server0,
-            collector1 - collector0,
-            time.process_time() - client0,
-            flushes() - flush0,
-        )
+        return (server1 - server0, collector1 - collector0, time.process_time() - client0,
+                flushes() - flush0)  # fmt: skip
 
     cpu = asyncio.create_task(window())
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
-    (
-        result.server_cpu_s,
-        result.collector_cpu_s,
-        result.client_cpu_s,
-        result.flush_cpu_s,
-    ) = await cpu
+    (result.server_cpu_s, result.collector_cpu_s, result.client_cpu_s,
+     result.flush_cpu_s) = await cpu  # fmt: skip
     result.window_s = duration_s
     await client.close()
     return result
 
 
+_MINE = "WHERE startsWith(request_id, {p:String})"  # a window's rows: its request id prefix
+
+
 def count_rows(settings: config.Settings, prefix: str) -> tuple[int, int]:
     """(stage_events rows, predictions rows) whose request id starts with ``prefix``."""
-    mine = "WHERE startsWith(request_id, {p:String})"
+    mine = _MINE
     sql = (
         f"SELECT (SELECT count() FROM stagelog.stage_events {mine}),"
         f" (SELECT count() FROM stagelog.predictions {mine})"
@@ -424,7 +419,7 @@ def stored_freshness(
     """
     if not answered_at:
         return []
-    mine = "WHERE startsWith(request_id, {p:String})"
+    mine = _MINE
     sql = (
         "SELECT request_id, max(toUnixTimestamp64Micro(stored_at)) FROM ("
         f"SELECT request_id, stored_at FROM stagelog.stage_events {mine}"
@@ -898,9 +893,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "(default 0: none; each poll is load on the collector)",
     )  # fmt: skip
     parser.add_argument(
-        "--fresh-poll",
-        type=float,
-        default=0.5,
+        "--fresh-poll", type=float, default=0.5,
         help="seconds between polls (each costs the collector ~20 ms of CPU: bench/results/i11d)",
     )
     parser.add_argument("--startup-timeout", type=float, default=300.0)
