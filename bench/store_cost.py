@@ -20,6 +20,8 @@ whole time, and how many active parts are left. Each variant runs in a fresh pro
   stagelog MergeTree table again (migration 0091 sets 20: fewer, wider merges).
 - ``one-thread``:  current, each insert with ``max_threads = 1, max_insert_threads = 1`` (the
   engine's default is one thread per core for parsing and writing a part).
+- ``lz4``:         current with every column of the three request tables that has ``CODEC(ZSTD)``
+  (values, digests, errors, maps, timestamps) on ``LZ4`` instead (the engine's default codec).
 - ``no-stats``:    current with ``auto_statistics_types = ''`` on every stagelog MergeTree table
   (the engine's default, ``basic, uniq_v2``, builds column statistics on every merge).
 
@@ -49,7 +51,9 @@ VARIANTS = (
     "merge-base-5",
     "no-stats",
     "one-thread",
+    "lz4",
 )
+LZ4_TABLES = ("stage_events", "stage_tensors", "predictions")
 EVENT_VIEWS = ("request_index_mv", "stage_latency_1m_mv")  # on stage_events until 0092
 
 
@@ -93,6 +97,18 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
                 "AND engine LIKE '%MergeTree'"
             ).result_rows:
                 client.command(f"ALTER TABLE stagelog.{name} MODIFY SETTING {change}")
+        elif variant == "lz4":
+            for table in LZ4_TABLES:
+                for name, typ, codec in client.query(
+                    "SELECT name, type, compression_codec FROM system.columns "
+                    f"WHERE database = 'stagelog' AND table = '{table}'"
+                ).result_rows:
+                    if "ZSTD" in codec:
+                        delta = "Delta, " if "Delta" in codec else ""
+                        client.command(
+                            f"ALTER TABLE stagelog.{table} MODIFY COLUMN `{name}` {typ} "
+                            f"CODEC({delta}LZ4)"
+                        )
         elif variant == "event-views":
             for statement in event_view_ddl():
                 client.command(statement)
@@ -112,7 +128,7 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
                 per_table[table] = per_table.get(table, 0.0) + time.thread_time() - t0
             # the collector's cadence: one cycle a second
             time.sleep(max(0.0, 1.0 - (time.monotonic() - cycle_started)))
-        if variant in ("current", "no-preds", "merge-base-5", "no-stats", "one-thread"):
+        if variant in ("current", "no-preds", "merge-base-5", "no-stats", "one-thread", "lz4"):
             rollups.run_once(client)
         elif variant == "event-views":  # the views made those two
             hourly = tuple(r for r in rollups.ROLLUPS if r.source != "stage_events")
@@ -120,9 +136,10 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
         time.sleep(settle)
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - wall0
-        parts = client.query(
-            "SELECT count() FROM system.parts WHERE database = 'stagelog' AND active"
-        ).result_rows[0][0]
+        parts, disk = client.query(
+            "SELECT count(), sum(bytes_on_disk) FROM system.parts "
+            "WHERE database = 'stagelog' AND active"
+        ).result_rows[0]
         store.close_all()
     total = requests * cycles
     return {
@@ -131,6 +148,7 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
         "insert_thread_us_per_request": {t: v / total * 1e6 for t, v in sorted(per_table.items())},
         "wall_s": wall,
         "active_parts": parts,
+        "disk_bytes_per_request": disk / total,
     }
 
 
@@ -176,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             results[variant].append(res)
             line = (
                 f"rep {rep} {variant:<11} {res['cpu_us_per_request']:8.1f} us CPU/request  "
-                f"parts {res['active_parts']:4d}  insert thread: "
+                f"parts {res['active_parts']:4d}  disk {res.get('disk_bytes_per_request', 0):6.0f} "
+                f"B/request  insert thread: "
                 + ", ".join(f"{t} {v:.0f}" for t, v in res["insert_thread_us_per_request"].items())
             )
             lines.append(line)

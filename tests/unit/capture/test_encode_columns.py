@@ -209,3 +209,71 @@ def test_device_arrays_are_fetched_in_the_flush():
     assert t["values_f32"] == pytest.approx([0.6, 0.3, 0.1])
     assert t["digest"] == encode.digest_bytes(np.array([[0.6, 0.3, 0.1]], dtype=np.float32))
     assert _rows(tables["predictions"])[0]["predicted_class"] == "legit"
+
+
+def _general_only(monkeypatch):
+    monkeypatch.setattr(encode._Flush, "_uniform_groups", lambda self: None)
+
+
+@pytest.mark.parametrize("stage", ["preprocess", "features", "mlp", "aggregate"])
+def test_the_usual_flush_takes_the_fast_path_and_encodes_what_the_general_path_does(
+    stage, monkeypatch
+):
+    from bench.flush_cost import records
+
+    batch = records(stage, 40, 8, arrows=True)
+    flush = encode._Flush([r for r in batch if isinstance(r, encode.Record)], 0, {})
+    assert flush._uniform_groups() is not None  # the pipeline's records are the usual case
+    fast = encode.encode(batch, class_names=CLASSES)
+    _general_only(monkeypatch)
+    general = encode.encode(batch, class_names=CLASSES)
+    assert fast.keys() == general.keys()
+    for table in fast:
+        assert fast[table].equals(general[table]), table
+
+
+def test_records_of_different_layouts_fall_back_to_the_general_path_with_the_same_rows(
+    monkeypatch,
+):
+    log = _logger("features", outputs={"FEATURES"})
+    for i in range(6):
+        with log.request(f"r{i}", rows=2) as rec:
+            rec.input("PROCESSED", np.array([[b"a"], [b"b"]], dtype=object))
+            if i == 2:
+                rec.fail("bad row")  # a failed request: fewer tensors
+                continue
+            rec.state("card_state", {"n": np.arange(2) + i, "seen": np.ones(2, dtype=bool)})
+            dtype = np.float64 if i == 4 else np.float32  # one dtype apart: its own group
+            rec.output("FEATURES", np.full((2, 3), i, dtype=dtype))
+            if i == 5:
+                rec.output("FEATURES", np.zeros((2, 3), dtype=np.float32))  # a name twice
+    flush = encode._Flush(log.processor.items, 0, {})
+    assert flush._uniform_groups() is None
+    got = encode.encode(log.processor.items)
+    _general_only(monkeypatch)
+    assert got["stage_tensors"].equals(encode.encode(log.processor.items)["stage_tensors"])
+    rows = got["stage_tensors"].to_pylist()
+    feats = [r for r in rows if r["name"] == "FEATURES"]
+    assert sorted(r["request_id"] for r in feats) == ["r0", "r1", "r3", "r4", "r5", "r5"]
+    assert [r["values_f64"] for r in feats if r["request_id"] == "r4"] == [[4.0] * 6]
+
+
+def test_state_mappings_and_numeric_digests_on_the_fast_path():
+    log = _logger("mlp", sources={"FEATURES": ("features", "FEATURES")}, outputs={"PROBS"})
+    arrays = []
+    for i in range(5):
+        with log.request(f"r{i}", rows=2) as rec:
+            feats = np.arange(6, dtype=np.float32).reshape(2, 3) + i
+            arrays.append(feats)
+            rec.input("FEATURES", feats)
+            rec.state("seen", {"count": np.array([i, i + 1]), "ok": np.array([True, False])})
+            rec.output("PROBS", np.full((2, 3), 1 / 3, dtype=np.float32))
+    flush = encode._Flush(log.processor.items, 0, {})
+    assert flush._uniform_groups() is not None
+    rows = encode.encode(log.processor.items)["stage_tensors"].to_pylist()
+    inputs = [r for r in rows if r["direction"] == "input"]
+    assert [r["digest"] for r in inputs] == [encode.digest_bytes(a) for a in arrays]
+    assert all(r["values_f32"] == [] and r["source_stage"] == "features" for r in inputs)
+    counts = [r for r in rows if r["name"] == "seen.count"]
+    assert [r["values_f64"] for r in counts] == [[float(i), float(i + 1)] for i in range(5)]
+    assert [r["shape"] for r in counts] == [[2]] * 5
