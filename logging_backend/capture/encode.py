@@ -1,10 +1,13 @@
 """A flush of buffered stage records -> one Arrow table per spool table, built column by column.
 
 The flush thread's only per-record Python is gathering references: one attribute tuple per
-record (``attrgetter``) and one append per tensor into the group of its (logger, direction,
-name, dtype). Every column is then made per table and per group with NumPy / pyarrow vector
-calls: one ``np.concatenate`` per tensor name, ``take`` for values that repeat per record or
-per logger, ``reduceat`` for summaries, ``argmax`` over all prediction rows of a model at once.
+record (``attrgetter``) and, for the tensors, a transpose of the records' tensor lists
+(``zip``) when every record of the flush has the same tensors in the same order (the usual
+flush), else one append per tensor into the group of its (logger, direction, name, dtype).
+Every column is then made per table and per group with NumPy / pyarrow vector calls: a
+numeric group's values are its tensors' C-order bytes joined once (``np.frombuffer``; the
+digests are taken of the same bytes), ``take`` for values that repeat per record or per
+logger, ``reduceat`` for summaries, ``argmax`` over all prediction rows of a model at once.
 
 Tensors keep their dtype: float32 (and float16) values go to ``values_f32``, other numbers to
 ``values_f64``, strings and bytes byte for byte to ``values_str``.

@@ -17,6 +17,12 @@ ARRAY JOIN arrayConcat(
 ) AS f
 WHERE _partition_id = {partition:String}
   AND _block_number > {block_from:Int64} AND _block_number <= {block_to:Int64}
+  -- and only the parts whose blocks meet the range (a part is <partition>_<min>_<max>_...):
+  -- without it every run would read the whole partition, a day of rows
+  AND toInt64(splitByChar('_', substring(_part, length({partition:String}) + 2))[2])
+      > {block_from:Int64}
+  AND toInt64(splitByChar('_', substring(_part, length({partition:String}) + 2))[1])
+      <= {block_to:Int64}
   AND stage = 'preprocess' AND direction = 'output' AND name = 'PROCESSED'
   AND NOT startsWith(request_id, 'replay-') AND NOT startsWith(request_id, 'stagelog-probe-')
 GROUP BY hour, preprocess_version, field, kind

@@ -6,6 +6,7 @@ timestamps, merges, a run that died between its insert and its ``done`` mark, an
 migrated from the materialized views of 0072 (their rows are not rolled up twice).
 """
 
+import re
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -203,3 +204,37 @@ def test_a_rollup_step_waits_while_the_collector_ships(client):
     shipping.clear()
     run.join(30)
     assert rolled(client) == 4 and thread.failures == 0
+
+
+@pytest.mark.parametrize("rollup", rollups.ROLLUPS, ids=lambda r: r.name)
+def test_a_run_reads_only_the_parts_that_hold_its_range(client, rollup):
+    """Not the whole partition: `_block_number` alone prunes no part (the engine reads the
+    column of every part of the day), the part-name condition of each SELECT does."""
+    client.command(f"SYSTEM STOP MERGES stagelog.{rollup.source}")
+    for i in range(6):  # six parts, blocks 1..6 (plus whatever the migrations left)
+        if rollup.source == "predictions":
+            insert(client, 3, prefix=f"p{i}")
+        elif rollup.source == "stage_events":
+            client.insert("stagelog.stage_events",
+                          [[NOW, f"e{i}", "mlp", "mlp", "1", "ok", 2.0, 1.0, "h", 1]],
+                          column_names=["ts", "request_id", "stage", "model_name",
+                                        "model_version", "status", "wall_ms", "cpu_ms", "host",
+                                        "pid"])  # fmt: skip
+        else:
+            client.insert("stagelog.stage_tensors", [  # what the feature and field rollups read
+                [NOW, f"t{i}", "features", "1", "output", "FEATURES", "float32", [1, 2], [0.5, 1.5],
+                 []],
+                [NOW, f"t{i}", "preprocess", "1", "output", "PROCESSED", "BYTES", [1, 1], [],
+                 ['{"amount": 1}']],
+            ], column_names=["ts", "request_id", "stage", "model_version", "direction", "name",
+                             "dtype", "shape", "values_f32", "values_str"])  # fmt: skip
+    ((partition, top),) = client.query(
+        "SELECT partition_id, max(max_block_number) FROM system.parts WHERE database = "
+        "'stagelog' AND table = {t:String} AND active GROUP BY partition_id",
+        parameters={"t": rollup.source}).result_rows  # fmt: skip
+    params = {"partition": partition, "block_from": top - 1, "block_to": top}
+    plan = "\n".join(r[0] for r in client.query(
+        "EXPLAIN indexes = 1 " + rollup.select(), parameters=params).result_rows)  # fmt: skip
+    read = re.findall(r"Parts: (\d+) \| Granules", plan)  # per table read: parts after pruning
+    assert read and set(read) == {"1"}, plan
+    client.command(f"SYSTEM START MERGES stagelog.{rollup.source}")
