@@ -37,9 +37,10 @@ its 6 ``stage_events`` rows and ``batch x 4`` ``predictions`` rows: rows lost = 
 after ``--drain-timeout`` seconds (must be 0). The next window starts only then, so no window
 pays for another's shipping. With tracing on, the growth of the trace files is reported.
 Freshness (logging modes whose collector runs during the window), for every request answered
-in the window: the store stamps each ``stage_events`` and ``predictions`` row with the time of
-its insert (``stored_at``, migrations 0073 and 0093); freshness = the latest of a request's
-rows - its response (both clocks this machine's), read once, after the drain, so measuring it
+in the window: the store stamps each ``stage_events``, ``predictions`` and ``stage_tensors``
+row with the time of its insert (``stored_at``, migrations 0073, 0093, 0094); freshness = the
+latest of a request's rows - its response (both clocks this machine's), read once, after the
+drain, so measuring it
 puts no load on the stack. Reported as p50/p99 over every such request of a mode and level. The
 old way stays as a cross-check: ``--fresh-every S`` makes one answered request every S seconds
 a probe, polled through the collector's query endpoint every ``--fresh-poll`` seconds until its
@@ -424,6 +425,7 @@ def stored_freshness(
         "SELECT request_id, max(toUnixTimestamp64Micro(stored_at)) FROM ("
         f"SELECT request_id, stored_at FROM stagelog.stage_events {mine}"
         f" UNION ALL SELECT request_id, stored_at FROM stagelog.predictions {mine}"
+        f" UNION ALL SELECT request_id, stored_at FROM stagelog.stage_tensors {mine}"
         ") GROUP BY request_id"
     )
     data = json.loads(query.execute(settings, sql, {"p": prefix}, "JSONCompact"))["data"]
