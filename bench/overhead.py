@@ -115,6 +115,7 @@ class Mode:
     trace: bool = False
     flush_ms: int | None = None  # STAGELOG_FLUSH_MS (None: --flush-ms, else the default)
     collect_ms: int | None = None  # STAGELOG_COLLECT_INTERVAL_MS (None: the default)
+    offset_ms: int | None = None  # STAGELOG_COLLECT_OFFSET_MS (None: the default)
     pause_collector: bool = False  # SIGSTOP the collector during the window, SIGCONT after
     collector_nice: int | None = None  # every thread of the collector reniced to this after start
 
@@ -135,6 +136,10 @@ MODES: dict[str, Mode] = {
     "second": Mode("second", "(b+) full logging, flush 1 s", logging=True, flush_ms=1000),
     "collect1": Mode(
         "collect1", "(b1) full logging, collect every 1 s", logging=True, collect_ms=1000
+    ),
+    "offset250": Mode(
+        "offset250", "(b4) full logging, collect 0.25 s after the tick", logging=True,
+        offset_ms=250,
     ),
     "spool": Mode(
         "spool", "(b'') full logging, store elsewhere", logging=True, pause_collector=True
@@ -547,9 +552,11 @@ def start(mode: Mode, home: Path, args: argparse.Namespace) -> ModeStack:
     extra = trace_args(trace_dir, args.trace_log_frequency) if mode.trace else []
     started = time.monotonic()
     # The launcher hands its environment to the collector; only this stack's gets the override.
-    saved = os.environ.get(config.COLLECT_INTERVAL_MS)
+    saved = {v: os.environ.get(v) for v in (config.COLLECT_INTERVAL_MS, config.COLLECT_OFFSET_MS)}
     if mode.collect_ms:
         os.environ[config.COLLECT_INTERVAL_MS] = str(mode.collect_ms)
+    if mode.offset_ms is not None:
+        os.environ[config.COLLECT_OFFSET_MS] = str(mode.offset_ms)
     try:
         # No supervisor: a mode whose server crashes (Triton's trace) must stay crashed, and
         # its probes would be load the other modes do not have.
@@ -558,10 +565,11 @@ def start(mode: Mode, home: Path, args: argparse.Namespace) -> ModeStack:
             extra_triton_args=extra, supervise=False,
         )  # fmt: skip
     finally:
-        if saved is None:
-            os.environ.pop(config.COLLECT_INTERVAL_MS, None)
-        else:
-            os.environ[config.COLLECT_INTERVAL_MS] = saved
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
     if mode.collector_nice is not None and stack.collector_pid:
         renice(stack.collector_pid, mode.collector_nice)
     return ModeStack(mode, settings, stack, trace_dir, time.monotonic() - started)

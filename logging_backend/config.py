@@ -22,6 +22,8 @@ SPOOL_BUDGET_MB = "STAGELOG_SPOOL_BUDGET_MB"  # default: 1024
 # the disk budget is min(SPOOL_BUDGET_MB, spool + free - SPOOL_MIN_FREE_MB).
 SPOOL_MIN_FREE_MB = "STAGELOG_SPOOL_MIN_FREE_MB"  # default: 256
 COLLECT_INTERVAL_MS = "STAGELOG_COLLECT_INTERVAL_MS"  # default: 2000 (collector's spool poll)
+# how long after each tick of its period the collector polls (the stages flush on the tick)
+COLLECT_OFFSET_MS = "STAGELOG_COLLECT_OFFSET_MS"  # default: 500
 SPOOL_FORMAT = "STAGELOG_SPOOL_FORMAT"  # default: v2 (one file per flush); v1: one per table
 DEVICE = "STAGELOG_DEVICE"  # default: auto
 TRITON_VERSION = "STAGELOG_TRITON_VERSION"  # set by the launcher; default: "" (unknown)
@@ -114,6 +116,7 @@ class Settings:
     spool_budget_mb: int
     device: str
     collect_interval_ms: int = 2000
+    collect_offset_ms: int = 500
     spool_format: str = "v2"
     triton_version: str = ""
     tritonserver: str = ""
@@ -164,6 +167,7 @@ def load(
     device: str | None = None,
     spool_min_free_mb: int | None = None,
     collect_interval_ms: int | None = None,
+    collect_offset_ms: int | None = None,
     spool_format: str | None = None,
     triton_version: str | None = None,
     tritonserver: str | None = None,
@@ -195,6 +199,7 @@ def load(
         device=get_choice(DEVICE, "auto", ("auto", "cpu", "gpu"), device),
         spool_min_free_mb=get_int(SPOOL_MIN_FREE_MB, 256, spool_min_free_mb, minimum=0),
         collect_interval_ms=get_int(COLLECT_INTERVAL_MS, 2000, collect_interval_ms, minimum=1),
+        collect_offset_ms=get_int(COLLECT_OFFSET_MS, 500, collect_offset_ms, minimum=0),
         spool_format=get_choice(SPOOL_FORMAT, "v2", ("v1", "v2"), spool_format),
         triton_version=get_str(TRITON_VERSION, "", triton_version),
         tritonserver=get_str(TRITONSERVER, "", tritonserver),

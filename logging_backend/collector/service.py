@@ -46,10 +46,9 @@ from logging_backend.store.sessions import ReaderLimits, Sessions
 
 log = logging.getLogger("stagelog.collector")
 
-# The collector polls the spool this long after each tick of the stages' flush clock (multiples
-# of the period on the wall clock, spool.ticks.until_tick): a flush made at the tick is on disk
-# by then, so it waits for this poll and not for the next one.
-TICK_OFFSET_S = 0.25
+# The collector polls the spool STAGELOG_COLLECT_OFFSET_MS after each tick of the stages' flush
+# clock (multiples of the period on the wall clock, spool.ticks.until_tick): a flush made at the
+# tick is on disk by then, so it waits for this poll and not for the next one.
 HEALTH_ROW_S = 10.0  # how often the collector writes a stagelog.collector_health row
 SCHEMA_CHECK_S = 30.0  # how often the collector checks that every schema object exists
 DRAIN_TIMEOUT_S = 45.0  # below the launcher's 60 s stop timeout
@@ -130,6 +129,7 @@ class Collector:
             if interval_s is not None
             else settings.collect_interval_ms / 1000
         )
+        self.offset_s = settings.collect_offset_ms / 1000
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
         self.client: Client | None = None
@@ -324,7 +324,7 @@ class Collector:
                 # a period, not a pause: a poll every interval_s however long shipping took
                 # (issue 11: freshness), just after the stages' flush tick, and never more than
                 # one insert per table per period
-                delay = until_tick(self.interval_s, min(TICK_OFFSET_S, self.interval_s / 4))
+                delay = until_tick(self.interval_s, min(self.offset_s, self.interval_s / 4))
             except (StoreUnavailable, SpoolFull) as exc:
                 delay = backoff.next_delay()
                 log.warning("%s; retrying in %.1fs", exc, delay)

@@ -16,6 +16,7 @@ NEW = {  # field: (variable, default, a value to set, what it parses to)
     "alert_rules": (config.ALERT_RULES, "", "/etc/rules.toml", "/etc/rules.toml"),
     "alert_interval_ms": (config.ALERT_INTERVAL_MS, 60000, "0", 0),
     "query_password": (config.QUERY_PASSWORD, "", "s3cret-pw", "s3cret-pw"),
+    "collect_offset_ms": (config.COLLECT_OFFSET_MS, 500, "250", 250),
 }
 
 
@@ -40,6 +41,7 @@ def test_defaults_environment_and_explicit_arguments(field, monkeypatch, tmp_pat
     (config.HANG_MS, "500", "STAGELOG_HANG_MS='500' must be >= 2000"),
     (config.TRITON_METRICS_MS, "10", "STAGELOG_TRITON_METRICS_MS='10' must be >= 100"),
     (config.ALERT_INTERVAL_MS, "-1", "STAGELOG_ALERT_INTERVAL_MS='-1' must be >= 0"),
+    (config.COLLECT_OFFSET_MS, "-5", "STAGELOG_COLLECT_OFFSET_MS='-5' must be >= 0"),
     (config.HTTP, "maybe", "STAGELOG_HTTP='maybe' is not one of on/off"),
     (config.SUPERVISE, "sometimes", "STAGELOG_SUPERVISE='sometimes' is not one of on/off"),
 ])
