@@ -5,9 +5,9 @@ record (``attrgetter``) and, for the tensors, a transpose of the records' tensor
 (``zip``) when every record of the flush has the same tensors in the same order (the usual
 flush), else one append per tensor into the group of its (logger, direction, name, dtype).
 Every column is then made per table and per group with NumPy / pyarrow vector calls: a
-numeric group's values are its tensors' C-order bytes joined once (``np.frombuffer``; the
-digests are taken of the same bytes), ``take`` for values that repeat per record or per
-logger, ``reduceat`` for summaries, ``argmax`` over all prediction rows of a model at once.
+numeric group's values are its tensors' C-order bytes joined once (``np.frombuffer``), ``take``
+for values that repeat per record or per logger, ``reduceat`` for summaries, ``argmax`` over
+all prediction rows of a model at once.
 
 Tensors keep their dtype: float32 (and float16) values go to ``values_f32``, other numbers to
 ``values_f64``, strings and bytes byte for byte to ``values_str``.
@@ -439,11 +439,9 @@ class _Flush:
         needs_digest = source is not None or (
             direction == "output" and name in (getattr(logger, "arrow_outputs", None) or ())
         )
-        blobs = None
         if numeric:
             if m > 1:  # C-order bytes of each, joined: several times cheaper than concatenate
-                blobs = [a.tobytes() for a in arrays]
-                flat = np.frombuffer(b"".join(blobs), dtype=dtype)
+                flat = np.frombuffer(b"".join([a.tobytes() for a in arrays]), dtype=dtype)
             else:
                 flat = arrays[0].ravel()
             strings = None
@@ -459,13 +457,9 @@ class _Flush:
             group.summary = _summaries(flat, strings, sizes)
         else:
             if needs_digest:
-                if blobs is not None:
-                    sha = hashlib.sha256
-                    group.digests = [sha(b).hexdigest()[:32] for b in blobs]
-                elif numeric:
-                    group.digests = _numeric_digests(flat, sizes)
-                else:
-                    group.digests = _string_digests(strings, sizes)
+                group.digests = (
+                    _numeric_digests(flat, sizes) if numeric else _string_digests(strings, sizes)
+                )
             if source is not None:
                 group.source_stage, group.source_name = source
             elif numeric and dtype.kind == "f" and dtype.itemsize <= 4:
