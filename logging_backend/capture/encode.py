@@ -43,16 +43,18 @@ import pyarrow as pa
 
 from logging_backend.capture.records import ModelLoad, PolicyNotice, Record, host_array
 from logging_backend.errors import SpoolError
-from logging_backend.spool.schemas import SCHEMAS
+from logging_backend.spool.schemas import LC_STR, SCHEMAS
 
 _LOG = logging.getLogger("stagelog.spool")
 
 _TS = pa.timestamp("us", tz="UTC")
 _STR = pa.string()
+_LC = LC_STR  # a LowCardinality(String) column: dictionary-encoded
 _BIN = pa.binary()
 BYTES_DTYPE = "BYTES"
 _EMPTY_I32 = np.zeros(0, dtype=np.int32)
 _NO_STR = pa.array([], type=_STR)
+_NO_LC = pa.DictionaryArray.from_arrays(pa.array([], type=pa.int32()), _NO_STR)
 _NO_F64 = pa.array([], type=pa.float64())
 
 STAGE_EVENTS = SCHEMAS["stage_events"]
@@ -223,6 +225,8 @@ class _Flush:
 
     def per_logger(self, values: list[Any], typ: pa.DataType, index: np.ndarray) -> pa.Array:
         """A column whose value is one per logger, expanded to ``index`` (logger per row)."""
+        if typ is _LC:
+            return _lc_codes(values, index)
         if len(values) == 1:  # the usual flush: one pyarrow call
             return pa.repeat(pa.scalar(values[0], typ), len(index))
         return pa.array(values, type=typ).take(pa.array(index))
@@ -233,7 +237,7 @@ class _Flush:
         n, idx, loggers = self.n, self.logger_idx, self.loggers
         ident = [lg.identity for lg in loggers]
 
-        def col(attr: str, typ: pa.DataType = _STR) -> pa.Array:
+        def col(attr: str, typ: pa.DataType = _LC) -> pa.Array:
             return self.per_logger([getattr(i, attr) for i in ident], typ, idx)
 
         policies = [lg.policy.mode for lg in loggers]
@@ -255,18 +259,18 @@ class _Flush:
             col("model_version"),
             col("triton_version"),
             col("artifact_sha256"),
-            pa.array(self.status, type=_STR),
+            _lc_values(self.status),
             pa.array(self.error, type=_STR),
             pa.array(self.wall_ms, type=pa.float64()),
             pa.array(self.cpu_ms, type=pa.float64()),
             _nullable(self._gpu_ms(), pa.float64(), float),
-            pa.array(self.device, type=_STR),
+            _lc_values(self.device),
             gpu_mem_col,
             pa.repeat(pa.scalar(self.rss_bytes, pa.uint64()), n),
             col("host"),
             col("pid", pa.uint32()),
             col("instance"),
-            self.per_logger(policies, _STR, idx),
+            self.per_logger(policies, _LC, idx),
             self._attributes(policies),
         ]
         return pa.Table.from_arrays(arrays, schema=STAGE_EVENTS)
@@ -289,12 +293,12 @@ class _Flush:
     def _attributes(self, policies: list[str]) -> pa.Array:
         """``{'tensors': kept|sampled_out}`` on rows of a sampled logger, else empty."""
         if "sampled" not in policies:
-            return pa.MapArray.from_arrays(_no_offsets(self.n), _NO_STR, _NO_STR)
+            return pa.MapArray.from_arrays(_no_offsets(self.n), _NO_LC, _NO_STR)
         sampled = np.array([p == "sampled" for p in policies], dtype=bool)[self.logger_idx]
         offsets = np.zeros(self.n + 1, dtype=np.int32)
         np.cumsum(sampled, out=offsets[1:])
         keep = np.asarray(self.keep, dtype=bool)[sampled]
-        keys = pa.repeat(pa.scalar("tensors"), len(keep))
+        keys = _lc_repeat("tensors", len(keep))
         values = pa.array(np.where(keep, "kept", "sampled_out").astype(object), type=_STR)
         return pa.MapArray.from_arrays(pa.array(offsets), keys, values)
 
@@ -540,29 +544,31 @@ class _Flush:
         starts = np.zeros(len(counts), dtype=np.int64)
         np.cumsum(counts[:-1], out=starts[1:])
         row = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-        labels = pa.array(class_labels(k, class_names), type=_STR)
-        predicted = (
-            labels.take(pa.array(p.argmax(axis=1))) if k else pa.repeat(pa.scalar(""), total)
-        )
+        names = class_labels(k, class_names)
         offsets = pa.array(np.arange(total + 1, dtype=np.int32) * k)
         flat = pa.array(p.ravel(), type=pa.float32())
-        keys = labels.take(pa.array(np.tile(np.arange(k), total))) if k else pa.array([], _STR)
+        if k:  # the class names are the dictionary: keys and argmax are its indices
+            predicted = _lc_codes(list(names), p.argmax(axis=1).astype(np.int32))
+            keys = _lc_codes(list(names), np.tile(np.arange(k, dtype=np.int32), total))
+        else:
+            predicted = _lc_repeat("", total)
+            keys = _lc_codes([], _EMPTY_I32)
         if all(d is None for d in decisions):
-            decision = pa.repeat(pa.scalar(""), total)
+            decision = _lc_repeat("", total)
         else:
             chunks = [
                 np.full(c, "", dtype=object) if d is None else d
                 for d, c in zip(decisions, counts.tolist(), strict=True)
             ]
-            decision = _text(np.concatenate(chunks))
+            decision = _text(np.concatenate(chunks)).dictionary_encode()
         return pa.Table.from_arrays(
             [
                 self._ts.take(rec_idx),
                 self._rid.take(rec_idx),
                 pa.array(row, type=pa.uint32()),
-                pa.repeat(pa.scalar(ident.model), total),
-                pa.repeat(pa.scalar(model), total),
-                pa.repeat(pa.scalar(ident.model_version), total),
+                _lc_repeat(ident.model, total),
+                _lc_repeat(model, total),
+                _lc_repeat(ident.model_version, total),
                 pa.MapArray.from_arrays(offsets, keys, flat),
                 pa.ListArray.from_arrays(offsets, flat),
                 predicted,
@@ -629,16 +635,13 @@ class _TensorColumns:
     def table(self, flush: _Flush) -> pa.Table:
         groups, m = self.groups, self.m
         counts = np.fromiter((len(g.ris) for g in groups), np.int64, len(groups))
-        group_idx = pa.array(np.repeat(np.arange(len(groups)), counts))
+        group_idx = np.repeat(np.arange(len(groups), dtype=np.int32), counts)
         rec_idx = pa.array(
             np.fromiter(itertools.chain.from_iterable(g.ris for g in groups), np.int64, m)
         )
 
         def per_group(attr: str) -> pa.Array:
-            values = [getattr(g, attr) for g in groups]
-            if values.count(values[0]) == len(values):  # one value (stage, version, policy)
-                return pa.repeat(pa.scalar(values[0], _STR), m)
-            return pa.array(values, type=_STR).take(group_idx)
+            return _lc_codes([getattr(g, attr) for g in groups], group_idx)
 
         shapes = list(itertools.chain.from_iterable(g.shapes for g in groups))
         shape = _list_array(
@@ -698,7 +701,7 @@ class _TensorColumns:
     @staticmethod
     def _summary(groups: list[_Group], zero: list[np.ndarray]) -> pa.Array:
         if all(g.summary is None for g in groups):  # the usual flush: no policy summary
-            return pa.MapArray.from_arrays(_no_offsets(sum(map(len, zero))), _NO_STR, _NO_F64)
+            return pa.MapArray.from_arrays(_no_offsets(sum(map(len, zero))), _NO_LC, _NO_F64)
         lens, keys, vals = [], [], []
         for g, z in zip(groups, zero, strict=True):
             if g.summary is None:
@@ -711,12 +714,39 @@ class _TensorColumns:
         all_lens = np.concatenate(lens)
         offsets = np.zeros(len(all_lens) + 1, dtype=np.int32)
         np.cumsum(all_lens, out=offsets[1:])
-        key_arr = pa.concat_arrays(keys) if keys else pa.array([], type=_STR)
+        key_arr = pa.concat_arrays(keys) if keys else _NO_LC
         val_arr = pa.concat_arrays(vals) if vals else pa.array([], type=pa.float64())
         return pa.MapArray.from_arrays(pa.array(offsets), key_arr, val_arr)
 
 
 # -- vector helpers ----------------------------------------------------------------------------
+
+
+def _lc_repeat(value: str, n: int) -> pa.Array:
+    """A dictionary column of ``n`` times ``value``: one dictionary entry, ``n`` zeros."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], type=_STR)
+    )
+
+
+def _lc_codes(values: Sequence[str], index: np.ndarray) -> pa.Array:
+    """The dictionary column whose row ``i`` is ``values[index[i]]`` (``values`` may repeat)."""
+    unique = list(dict.fromkeys(values))
+    if len(unique) == 1:
+        return _lc_repeat(unique[0], len(index))
+    if len(unique) == len(values):
+        codes = np.asarray(index, dtype=np.int32)
+    else:  # a dictionary holds each value once: the store maps its entries one to one
+        pos = {v: i for i, v in enumerate(unique)}
+        codes = np.fromiter(map(pos.__getitem__, values), np.int32, len(values))[index]
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(unique, type=_STR))
+
+
+def _lc_values(values: Sequence[str]) -> pa.Array:
+    """A dictionary column of per-row strings (``status``, ``device``): usually one value."""
+    if values.count(values[0]) == len(values):
+        return _lc_repeat(values[0], len(values))
+    return pa.array(values, type=_STR).dictionary_encode()
 
 
 def _no_offsets(n: int) -> pa.Array:
@@ -839,7 +869,8 @@ def _summaries(
         has[nonempty] = present > 0
         mask[:, 2:] = has[:, None]
     lens = mask.sum(axis=1)
-    keys = pa.array(np.broadcast_to(np.array(names, dtype=object), (m, 5))[mask], type=_STR)
+    codes = np.broadcast_to(np.arange(5, dtype=np.int32), (m, 5))[mask]
+    keys = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names, type=_STR))
     vals = pa.array(table[mask], type=pa.float64())
     return lens, keys, vals
 

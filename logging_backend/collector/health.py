@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from logging_backend import store
 from logging_backend.spool import layout
 
 SEGMENT_SUFFIXES = (layout.SEGMENT_SUFFIX, layout.CONTAINER_SUFFIX)  # v1 per table, v2 per flush
@@ -70,16 +71,17 @@ class CountingClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def insert_arrow(self, table: str, arrow_table: Any, *args: Any, **kwargs: Any) -> Any:
-        """``Client.insert_arrow``, counted."""
+    def insert_arrow(
+        self, table: str, arrow_table: Any, settings: dict[str, Any] | None = None
+    ) -> None:
+        """:func:`logging_backend.store.insert_arrow` into the wrapped client, counted."""
         name = table.split(".")[-1].strip("`")
         try:
-            result = self._client.insert_arrow(table, arrow_table, *args, **kwargs)
+            store.insert_arrow(self._client, table, arrow_table, settings)
         except Exception:
             self._counts.failed(name)
             raise
         self._counts.ok(name, int(getattr(arrow_table, "num_rows", 0)))
-        return result
 
 
 def spool_pending(spool_dir: Path, now: float | None = None) -> tuple[int, int, float]:

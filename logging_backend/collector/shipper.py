@@ -43,7 +43,7 @@ from logging_backend.collector.budget import (
 )
 from logging_backend.errors import SpoolError, SpoolFull, StoreUnavailable
 from logging_backend.spool import drops as sd
-from logging_backend.spool import layout
+from logging_backend.spool import layout, schemas
 
 log = logging.getLogger("stagelog.shipper")
 
@@ -381,6 +381,8 @@ class Shipper:
         if not pieces:
             return "ok", "", 0  # every segment of it was already shipped (a replay)
         try:
+            # segments of an older stagelog: plain strings where the schema has dictionaries
+            pieces = [schemas.conform(table, piece) for piece in pieces]
             merged = pa.concat_tables(pieces, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             if len(part) > 1:
@@ -390,10 +392,11 @@ class Shipper:
             return "ok", "", 0
         try:
             with self.lock:
-                self.client.insert_arrow(
+                store.insert_arrow(
+                    self.client,
                     f"{store.DATABASE}.{table}",
                     merged,
-                    settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
+                    {**INSERT_SETTINGS, "insert_deduplication_token": token},
                 )
         except (ClickHouseError, OSError) as exc:
             if store.is_transient(exc):

@@ -11,6 +11,11 @@ import pyarrow as pa
 
 _TS = pa.timestamp("us", tz="UTC")
 _STR = pa.string()
+# A LowCardinality(String) column of the busy tables: one dictionary per column and segment, so
+# the store maps indices instead of hashing every row's string (issue 11: 0.76-0.86x of an
+# insert's CPU, bench/results/i11h/); ``conform`` casts segments written with plain strings.
+LC_STR = pa.dictionary(pa.int32(), pa.string())
+_LC = LC_STR
 
 SCHEMAS: dict[str, pa.Schema] = {
     "stage_events": pa.schema(
@@ -18,44 +23,44 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("ts", _TS),
             ("request_id", _STR),
             ("rows", pa.uint32()),
-            ("stage", _STR),
-            ("model_name", _STR),
-            ("model_version", _STR),
-            ("triton_version", _STR),
-            ("artifact_sha256", _STR),
-            ("status", _STR),
+            ("stage", _LC),
+            ("model_name", _LC),
+            ("model_version", _LC),
+            ("triton_version", _LC),
+            ("artifact_sha256", _LC),
+            ("status", _LC),
             ("error", _STR),
             ("wall_ms", pa.float64()),
             ("cpu_ms", pa.float64()),
             ("gpu_ms", pa.float64()),
-            ("device", _STR),
+            ("device", _LC),
             ("gpu_mem_bytes", pa.uint64()),
             ("rss_bytes", pa.uint64()),
-            ("host", _STR),
+            ("host", _LC),
             ("pid", pa.uint32()),
-            ("instance", _STR),
-            ("policy", _STR),
-            ("attributes", pa.map_(_STR, _STR)),
+            ("instance", _LC),
+            ("policy", _LC),
+            ("attributes", pa.map_(_LC, _STR)),
         ]
     ),
     "stage_tensors": pa.schema(
         [
             ("ts", _TS),
             ("request_id", _STR),
-            ("stage", _STR),
-            ("model_version", _STR),
-            ("direction", _STR),
-            ("name", _STR),
-            ("dtype", _STR),
+            ("stage", _LC),
+            ("model_version", _LC),
+            ("direction", _LC),
+            ("name", _LC),
+            ("dtype", _LC),
             ("shape", pa.list_(pa.uint32())),
             ("values_f64", pa.list_(pa.float64())),
             ("values_f32", pa.list_(pa.float32())),  # float32/float16 tensors (migration 0030)
             ("values_str", pa.list_(pa.binary())),
-            ("summary", pa.map_(_STR, pa.float64())),
-            ("policy", _STR),
+            ("summary", pa.map_(_LC, pa.float64())),
+            ("policy", _LC),
             ("digest", _STR),  # at both ends of an arrow (migration 0030)
-            ("source_stage", _STR),  # an input stored as a reference to this stage's output
-            ("source_name", _STR),
+            ("source_stage", _LC),  # an input stored as a reference to this stage's output
+            ("source_name", _LC),
         ]
     ),
     "predictions": pa.schema(
@@ -63,13 +68,13 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("ts", _TS),
             ("request_id", _STR),
             ("row", pa.uint32()),
-            ("stage", _STR),
-            ("model", _STR),
-            ("model_version", _STR),
-            ("class_probs", pa.map_(_STR, pa.float32())),
+            ("stage", _LC),
+            ("model", _LC),
+            ("model_version", _LC),
+            ("class_probs", pa.map_(_LC, pa.float32())),
             ("probs", pa.list_(pa.float32())),
-            ("predicted_class", _STR),
-            ("decision", _STR),
+            ("predicted_class", _LC),
+            ("decision", _LC),
         ]
     ),
     "model_versions": pa.schema(
@@ -202,3 +207,31 @@ SCHEMAS["server_logs"] = pa.schema(
         ("log_offset", pa.uint64()),
     ]
 )
+
+
+def _plain(typ: pa.DataType) -> pa.DataType:
+    """``typ`` with every dictionary replaced by its values' type (map keys too)."""
+    if pa.types.is_dictionary(typ):
+        return typ.value_type
+    if pa.types.is_map(typ):
+        return pa.map_(_plain(typ.key_type), _plain(typ.item_type))
+    return typ
+
+
+def conform(name: str, data: pa.Table) -> pa.Table:
+    """``data`` of spool table ``name`` with the dictionary columns :data:`SCHEMAS` declares.
+
+    For segments written before those columns became dictionaries (plain strings there): such a
+    column is cast to the schema's dictionary type. Every other column, and a table of an
+    unknown name, is left as it is (the store converts what it can, as before).
+    """
+    schema = SCHEMAS.get(name)
+    if schema is None or data.schema.equals(schema):
+        return data
+    for i, field in enumerate(data.schema):
+        if field.name not in schema.names:
+            continue
+        want = schema.field(field.name).type
+        if not field.type.equals(want) and field.type.equals(_plain(want)):
+            data = data.set_column(i, pa.field(field.name, want), data.column(i).cast(want))
+    return data

@@ -12,6 +12,7 @@ from logging_backend.store.client import (
     close_all,
     connect,
     connect_http,
+    insert_arrow,
     is_transient,
     redact,
     run_query,
@@ -28,6 +29,7 @@ from logging_backend.store.ledger import (
 from logging_backend.store.repair import missing_objects, repair, schema_objects
 
 __all__ = [
+    "insert_arrow",
     "DATABASE",
     "FORMATS",
     "MIGRATIONS_DIR",

@@ -277,3 +277,50 @@ def test_state_mappings_and_numeric_digests_on_the_fast_path():
     counts = [r for r in rows if r["name"] == "seen.count"]
     assert [r["values_f64"] for r in counts] == [[float(i), float(i + 1)] for i in range(5)]
     assert [r["shape"] for r in counts] == [[2]] * 5
+
+
+def _dictionary_columns(table: pa.Table) -> set[str]:
+    out = set()
+    for field in table.schema:
+        typ = field.type
+        if pa.types.is_dictionary(typ) or (
+            pa.types.is_map(typ) and pa.types.is_dictionary(typ.key_type)
+        ):
+            out.add(field.name)
+    return out
+
+
+def test_low_cardinality_columns_are_dictionaries_each_value_once():
+    """Two model instances in one flush, a failed request, a sampled logger's attributes."""
+    a, b = _logger("mlp"), _logger("mlp")
+    b.identity = ModelIdentity("mlp", "4", "2.51", "cd" * 32, "mlp_1")
+    b.processor = a.processor
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype=np.float32)
+    for i, log in enumerate((a, b, a)):
+        with log.request(f"r{i}", rows=2) as rec:
+            rec.output("PROBS", probs)
+            rec.predictions("mlp", probs)
+            if i == 2:
+                rec.fail("bad row")
+    tables = encode.encode(a.processor.items, class_names=CLASSES)
+    assert _dictionary_columns(tables["stage_events"]) == {
+        "stage", "model_name", "model_version", "triton_version", "artifact_sha256", "status",
+        "device", "host", "instance", "policy", "attributes",
+    }
+    assert {"stage", "model_version", "direction", "name", "dtype", "policy", "source_stage",
+            "source_name", "summary"} == _dictionary_columns(tables["stage_tensors"])
+    assert {"stage", "model", "model_version", "class_probs", "predicted_class",
+            "decision"} == _dictionary_columns(tables["predictions"])
+    for name, table in tables.items():
+        assert table.schema == encode.SCHEMAS[name], name
+        for column in _dictionary_columns(table):
+            for chunk in table.column(column).chunks:
+                d = chunk.dictionary if hasattr(chunk, "dictionary") else chunk.keys.dictionary
+                assert len(set(d.to_pylist())) == len(d), (name, column)  # each value once
+    events = _rows(tables["stage_events"])
+    assert [(e["model_version"], e["instance"], e["status"]) for e in events] == [
+        ("3", "mlp_0", "ok"), ("4", "mlp_1", "ok"), ("3", "mlp_0", "error"),
+    ]
+    preds = _rows(tables["predictions"])
+    assert [p["predicted_class"] for p in preds] == ["legit", "account_takeover"] * 3
+    assert preds[0]["class_probs"] == list(zip(CLASSES, probs[0].tolist(), strict=True))

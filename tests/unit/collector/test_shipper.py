@@ -164,6 +164,25 @@ def test_many_segments_become_one_insert_per_table_with_tokens_from_their_names(
     assert not manifests(tmp_path)
 
 
+def test_segments_with_plain_strings_and_with_dictionaries_go_in_one_insert(tmp_path):
+    """Segments of an older stagelog (plain strings) ship with today's (dictionaries) at once."""
+    from logging_backend.spool.schemas import LC_STR
+
+    old = events(["old-1", "old-2"])
+    new = events(["new-1"])
+    new = new.set_column(2, pa.field("stage", LC_STR), new.column("stage").cast(LC_STR))
+    flush(tmp_path, {"stage_events": old}, 1)
+    flush(tmp_path, {"stage_events": new}, 2)
+    store = FakeStore()
+    assert sh.Shipper(store, tmp_path).ship_all() == 3
+    ((table, _, rows, _),) = store.sent
+    assert (table, rows) == ("stagelog.stage_events", 3)
+    shipped = sorted(r["request_id"] for r in store.rows["stage_events"])
+    assert shipped == ["new-1", "old-1", "old-2"]
+    assert {r["stage"] for r in store.rows["stage_events"]} == {"preprocess"}
+    assert layout.list_segments(tmp_path) == []
+
+
 def test_every_insert_is_synchronous_and_deduplicated(tmp_path):
     many(tmp_path, 2)
     store = FakeStore()

@@ -34,6 +34,8 @@ def _plain(ch_type: str) -> str:
 
 def _clickhouse(arrow: pa.DataType) -> str:
     """The ClickHouse type an Arrow type of a spool segment is stored as."""
+    if pa.types.is_dictionary(arrow):  # LowCardinality in the store (checked below)
+        return _clickhouse(arrow.value_type)
     if pa.types.is_timestamp(arrow):
         return f"DateTime64(6, '{arrow.tz}')"
     if pa.types.is_map(arrow):
@@ -56,6 +58,34 @@ def test_spool_schema_matches_the_migrations(described, table):
     for field in SCHEMAS[table]:
         assert field.name in columns, f"{table}.{field.name} is not created by any migration"
         assert _plain(columns[field.name]) == _clickhouse(field.type), (table, field.name)
+
+
+def _dictionaries(arrow: pa.DataType) -> str:
+    """The shape of ``arrow`` with D where a dictionary is, S where a plain string is."""
+    if pa.types.is_dictionary(arrow):
+        return "D"
+    if pa.types.is_map(arrow):
+        return f"M({_dictionaries(arrow.key_type)},{_dictionaries(arrow.item_type)})"
+    return "S" if pa.types.is_string(arrow) else "-"
+
+
+def _low_cardinality(ch_type: str) -> str:
+    """The same shape of a ClickHouse type: D for LowCardinality(String), S for String."""
+    ch_type = re.sub(r"^Nullable\((.*)\)$", r"\1", ch_type)
+    if ch_type == "LowCardinality(String)":
+        return "D"
+    found = re.match(r"^Map\((LowCardinality\(String\)|[A-Za-z0-9]+), (.*)\)$", ch_type)
+    if found:
+        return f"M({_low_cardinality(found.group(1))},{_low_cardinality(found.group(2))})"
+    return "S" if ch_type == "String" else "-"
+
+
+@pytest.mark.parametrize("table", ["stage_events", "stage_tensors", "predictions"])
+def test_the_busy_tables_send_every_low_cardinality_string_as_a_dictionary(described, table):
+    columns = described[table]
+    for field in SCHEMAS[table]:
+        arrow, store_side = _dictionaries(field.type), _low_cardinality(columns[field.name])
+        assert arrow == store_side, (table, field.name, field.type, columns[field.name])
 
 
 def test_type_check_can_fail():
