@@ -7,7 +7,7 @@ Layout (all integers little-endian)::
     H bytes of JSON: {"version": 2, "tables": [{"name", "offset", "length", "rows"}, ...]}
     the tables' Arrow IPC streams, back to back (offset: from the first byte after the header)
 
-Each table is a plain Arrow IPC stream (zstd buffer compression for big ones), so a table is
+Each table is a plain Arrow IPC stream (lz4 buffer compression for big ones), so a table is
 read without copying (``pa.ipc.open_stream`` on a slice of a memory map) and the list of
 tables is known from the header alone. :mod:`logging_backend.spool.layout` names, writes
 atomically and lists segments; this module only packs and unpacks the bytes of one.
@@ -30,7 +30,13 @@ _LEN = struct.Struct("<I")
 COMPRESS_MIN_BYTES = 256 * 1024  # smaller tables: compression costs more CPU than it saves
 
 _PLAIN = pa.ipc.IpcWriteOptions()
-_ZSTD = pa.ipc.IpcWriteOptions(compression="zstd")
+# lz4 in the writing thread: zstd on Arrow's thread pool (the default before) cost 4-7 us of CPU
+# per record to pack and 3.5-7 to read back, lz4 in one thread ~1 and ~0.6, for segments
+# 1.1-1.5x the size (issue 11, bench/results/i11h/packab-out.txt). One thread: a flush's
+# buffers are small, and handing each to a pool thread costs more than compressing it here.
+COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+# zstd, lz4 or none, whichever wrote the segment: the codec is in each buffer's metadata
+READ_OPTIONS = pa.ipc.IpcReadOptions(use_threads=False)
 
 
 def pack(tables: Mapping[str, pa.Table]) -> list[pa.Buffer | bytes]:
@@ -39,7 +45,7 @@ def pack(tables: Mapping[str, pa.Table]) -> list[pa.Buffer | bytes]:
     entries = []
     offset = 0
     for name, table in tables.items():
-        options = _ZSTD if table.get_total_buffer_size() >= COMPRESS_MIN_BYTES else _PLAIN
+        options = COMPRESSED if table.get_total_buffer_size() >= COMPRESS_MIN_BYTES else _PLAIN
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
             writer.write_table(table)
@@ -106,7 +112,9 @@ def unpack(path: Path) -> dict[str, pa.Table]:
         if end > buf.size:
             raise SpoolError(f"spool segment {path} is truncated (table {entry['name']})")
         try:
-            out[entry["name"]] = pa.ipc.open_stream(buf.slice(start, end - start)).read_all()
+            out[entry["name"]] = pa.ipc.open_stream(
+                buf.slice(start, end - start), options=READ_OPTIONS
+            ).read_all()
         except pa.ArrowInvalid as exc:
             raise SpoolError(f"spool segment {path}: table {entry['name']}: {exc}") from exc
     return out

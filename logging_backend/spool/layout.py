@@ -327,7 +327,7 @@ def read_table_segment(path: str | Path) -> pa.Table:
     """
     try:
         with pa.memory_map(str(path), "r") as source:
-            return pa.ipc.open_stream(source).read_all()
+            return pa.ipc.open_stream(source, options=container.READ_OPTIONS).read_all()
     except (OSError, pa.ArrowInvalid) as exc:
         raise SpoolError(f"unreadable spool segment {path}: {exc}") from exc
 

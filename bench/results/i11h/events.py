@@ -4,7 +4,7 @@ Run: .venv/bin/python /tmp/exp/events.py [C] [seconds] [mode]"""
 import asyncio, json, sys, tempfile, time, collections
 from pathlib import Path
 import psutil
-sys.path.insert(0, "/work/main")
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from bench import overhead as ov
 from loadtest.workload import EventSource
 from logging_backend.stack import launcher, query

@@ -40,3 +40,19 @@ def test_a_truncated_or_foreign_file_is_a_spool_error(tmp_path):
     path.write_bytes(data[:20])
     with pytest.raises(SpoolError):
         container.table_names(path)
+
+
+def test_big_tables_are_lz4_in_one_thread_and_zstd_segments_still_read(tmp_path, monkeypatch):
+    big = pa.table({"v": pa.array([float(i % 100) for i in range(100_000)], pa.float64())})
+    plain = sum(len(p) for p in container.pack({"stage_tensors": big.slice(0, 1000)})) * 100
+    assert container.COMPRESSED.compression == "lz4" and not container.COMPRESSED.use_threads
+    path = tmp_path / "new.seg"
+    _write(path, {"stage_tensors": big})
+    assert path.stat().st_size < plain / 4  # compressed
+    assert container.unpack(path)["stage_tensors"].equals(big)
+    # a segment an older stagelog wrote (zstd on Arrow's thread pool) reads the same
+    monkeypatch.setattr(container, "COMPRESSED", pa.ipc.IpcWriteOptions(compression="zstd"))
+    old = tmp_path / "old.seg"
+    _write(old, {"stage_tensors": big})
+    assert old.read_bytes() != path.read_bytes()
+    assert container.unpack(old)["stage_tensors"].equals(big)
