@@ -30,10 +30,10 @@ _LEN = struct.Struct("<I")
 COMPRESS_MIN_BYTES = 256 * 1024  # smaller tables: compression costs more CPU than it saves
 
 _PLAIN = pa.ipc.IpcWriteOptions()
-# lz4 in the writing thread: zstd on Arrow's thread pool (the default before) cost 4-7 us of CPU
-# per record to pack and 3.5-7 to read back, lz4 in one thread ~1 and ~0.6, for segments
-# 1.1-1.5x the size (issue 11, bench/results/i11h/packab-out.txt). One thread: a flush's
-# buffers are small, and handing each to a pool thread costs more than compressing it here.
+# lz4 in the writing thread: zstd on Arrow's thread pool (the default before) cost 5.6-7.3 us
+# of CPU per record to pack and 4.7-6.8 to read back, lz4 in one thread 0.8-1.2 and 0.6-0.8,
+# for segments 1.1-1.5x the size (issue 11, bench/results/i11h/packab-out.txt). One thread:
+# a flush's buffers are small; handing each to a pool thread costs more than compressing it.
 COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 # zstd, lz4 or none, whichever wrote the segment: the codec is in each buffer's metadata
 READ_OPTIONS = pa.ipc.IpcReadOptions(use_threads=False)
