@@ -70,6 +70,17 @@ FROM
                 (
                     SELECT features_version, feature_index, argMax(edges, loaded_at) AS edges
                     FROM stagelog.feature_baseline
+                    -- only features the range's tensors can have: a baseline row at a far
+                    -- index (65535) would otherwise make every row's array that long
+                    WHERE feature_index < (
+                        SELECT max(shape[2])
+                        FROM stagelog.stage_tensors
+                        WHERE _partition_id = {partition:String}
+                          AND _block_number > {block_from:Int64}
+                          AND _block_number <= {block_to:Int64}
+                          AND stage = 'features' AND direction = 'output' AND name = 'FEATURES'
+                          AND length(shape) = 2
+                    )
                     GROUP BY features_version, feature_index
                 )
                 GROUP BY features_version

@@ -238,3 +238,49 @@ def test_a_run_reads_only_the_parts_that_hold_its_range(client, rollup):
     read = re.findall(r"Parts: (\d+) \| Granules", plan)  # per table read: parts after pruning
     assert read and set(read) == {"1"}, plan
     client.command(f"SYSTEM START MERGES stagelog.{rollup.source}")
+
+
+FEATURE = next(r for r in rollups.ROLLUPS if r.name == "feature_rollup_1h")
+TENSOR_COLS = ["ts", "request_id", "stage", "model_version", "direction", "name", "dtype",
+               "shape", "values_f32"]
+
+
+def feature_rollup(client) -> list[tuple]:
+    return client.query(
+        "SELECT feature_index, sum(`values`), sum(nan_values), round(sum(value_sum), 4),"
+        " toString(sumMapMerge(bins)) FROM stagelog.feature_rollup_1h"
+        " GROUP BY feature_index ORDER BY feature_index").result_rows
+
+
+def test_feature_bins_per_baseline_and_a_far_baseline_index_changes_nothing(client):
+    """Values fall in the bins of their feature's latest baseline (no baseline: bin 0); a
+    baseline row at feature index 65535 (the query door lets anyone insert one) neither moves a
+    bin nor makes every tensor row carry 65,536 edge arrays (the rollup joins them per row)."""
+    client.command(
+        "INSERT INTO stagelog.feature_baseline (loaded_at, features_version, feature_index,"
+        " feature, edges, expected) VALUES"
+        # the first row of feature 0 is superseded by the second
+        " (now64(6) - INTERVAL 10 SECOND, '1', 0, 'a', [100.0], [0.5, 0.5]),"
+        " (now64(6), '1', 0, 'a', [0.5, 1.5], [0.3, 0.4, 0.3]),"
+        " (now64(6), '1', 1, 'b', [10.0], [0.5, 0.5])")
+    values = [[0.0, 20.0, 1.0], [1.0, 5.0, float("nan")], [2.0, 10.0, 7.0]]  # rows x 3 features
+    row = [NOW, "f-1", "features", "1", "output", "FEATURES", "float32", [3, 3],
+           [v for r in values for v in r]]
+    client.insert("stagelog.stage_tensors", [row], column_names=TENSOR_COLS)
+    rollups.run_once(client, (FEATURE,))
+    want = [
+        (0, 3, 0, 3.0, "([0,1,2],[1,1,1])"),  # 0 < 0.5, 0.5 <= 1 < 1.5, 2 >= 1.5
+        (1, 3, 0, 35.0, "([0,1],[1,2])"),  # 5 < 10; 10 and 20 >= 10
+        (2, 3, 1, 8.0, "([0],[3])"),  # no baseline: bin 0 (NaN counted, not summed)
+    ]
+    assert feature_rollup(client) == want
+    client.command(
+        "INSERT INTO stagelog.feature_baseline (loaded_at, features_version, feature_index,"
+        " feature, edges, expected) VALUES (now64(6), '1', 65535, 'far', [1.0], [0.5, 0.5])")
+    client.insert("stagelog.stage_tensors", [[*row[:1], "f-2", *row[2:]]], column_names=TENSOR_COLS)
+    rollups.run_once(client, (FEATURE,))
+    assert feature_rollup(client) == [
+        (0, 6, 0, 6.0, "([0,1,2],[2,2,2])"),
+        (1, 6, 0, 70.0, "([0,1],[2,4])"),
+        (2, 6, 2, 16.0, "([0],[6])"),
+    ]
