@@ -109,6 +109,7 @@ FROM
 )
 GROUP BY hour, features_version, feature_index
 """
+TWO_STAGE_UNBOUNDED = TWO_STAGE
 # only the baseline's features the served tensors can have (index < their width): a baseline row
 # at a far feature index must not make the array every tensor row is joined with that long
 TWO_STAGE = TWO_STAGE.replace("""                    FROM stagelog.feature_baseline GROUP BY features_version, feature_index""",
@@ -188,7 +189,8 @@ for name, v in res.items():
 client.command("INSERT INTO stagelog.feature_baseline (loaded_at, features_version, feature_index, feature, edges, expected)"
                f" VALUES (now64(6), '{versions[0]}', 65535, 'far', [1.0], [0.5, 0.5])")
 print("# with a baseline row at feature index 65535: one run each, chDB process CPU per request")
-for name in ("two-stage, edges constant", "two-stage, edges per row"):
+WAYS["two-stage, edges per row, baseline not cut"] = TWO_STAGE_UNBOUNDED + " FORMAT Null"
+for name in ("two-stage, edges constant", "two-stage, edges per row", "two-stage, edges per row, baseline not cut"):
     a = time.process_time(); w = time.monotonic()
     try:
         client.command(WAYS[name])
