@@ -2,11 +2,28 @@
 -- columns and meaning; run by logging_backend.store.rollups). Replays and health probes are left
 -- out, like from every production metric.
 --
--- In two steps (issue 11, bench/results/i11i/featroll.py: 0.59x of the CPU of one step): first
+-- In two steps (issue 11, bench/results/i11i/featroll.py: 0.62x of the CPU of one step): first
 -- per feature and baseline bin (counts, sums, a t-digest), then per feature (the bins' counts
 -- as one sumMap row each, the t-digests merged), so that no aggregate state is made per value
 -- but the digest's; and the baseline's edges are joined once per tensor row (every feature of
 -- its version as one array, indexed by feature), not once per value.
+WITH served AS
+(
+    SELECT ts, model_version AS features_version, shape, values_f32, values_f64
+    FROM stagelog.stage_tensors
+    WHERE _partition_id = {partition:String}
+      AND _block_number > {block_from:Int64} AND _block_number <= {block_to:Int64}
+      -- and only the parts whose blocks meet the range (a part is
+      -- <partition>_<min>_<max>_...): without it every run would read the whole
+      -- partition, a day of rows
+      AND toInt64(splitByChar('_', substring(_part, length({partition:String}) + 2))[2])
+          > {block_from:Int64}
+      AND toInt64(splitByChar('_', substring(_part, length({partition:String}) + 2))[1])
+          <= {block_to:Int64}
+      AND stage = 'features' AND direction = 'output' AND name = 'FEATURES'
+      AND length(shape) = 2 AND NOT startsWith(request_id, 'replay-')
+      AND NOT startsWith(request_id, 'stagelog-probe-')
+)
 SELECT
     hour,
     features_version,
@@ -38,23 +55,7 @@ FROM
             toUInt16((i - 1) % shape[2])                        AS feature_index,
             v                                                   AS value,
             all_edges
-        FROM
-        (
-            SELECT ts, model_version AS features_version, shape, values_f32, values_f64
-            FROM stagelog.stage_tensors
-            WHERE _partition_id = {partition:String}
-              AND _block_number > {block_from:Int64} AND _block_number <= {block_to:Int64}
-              -- and only the parts whose blocks meet the range (a part is
-              -- <partition>_<min>_<max>_...): without it every run would read the whole
-              -- partition, a day of rows
-              AND toInt64(splitByChar('_', substring(_part, length({partition:String}) + 2))[2])
-                  > {block_from:Int64}
-              AND toInt64(splitByChar('_', substring(_part, length({partition:String}) + 2))[1])
-                  <= {block_to:Int64}
-              AND stage = 'features' AND direction = 'output' AND name = 'FEATURES'
-              AND length(shape) = 2 AND NOT startsWith(request_id, 'replay-')
-              AND NOT startsWith(request_id, 'stagelog-probe-')
-        ) AS served
+        FROM served
         LEFT JOIN
         (
             -- per features version: the latest edges of every feature, at [feature_index + 1]
@@ -72,15 +73,7 @@ FROM
                     FROM stagelog.feature_baseline
                     -- only features the range's tensors can have: a baseline row at a far
                     -- index (65535) would otherwise make every row's array that long
-                    WHERE feature_index < (
-                        SELECT max(shape[2])
-                        FROM stagelog.stage_tensors
-                        WHERE _partition_id = {partition:String}
-                          AND _block_number > {block_from:Int64}
-                          AND _block_number <= {block_to:Int64}
-                          AND stage = 'features' AND direction = 'output' AND name = 'FEATURES'
-                          AND length(shape) = 2
-                    )
+                    WHERE feature_index < (SELECT max(shape[2]) FROM served)
                     GROUP BY features_version, feature_index
                 )
                 GROUP BY features_version
