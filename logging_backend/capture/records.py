@@ -250,12 +250,13 @@ class Record:
         self.device = logger.device
         self.status = "ok"
         self.error = ""
-        # (direction, name, array-or-mapping) in call order
-        self.tensors: list[tuple[str, str, Any]] = []
+        # (direction, name, array) in call order (a state mapping: one per key); lists while
+        # the request runs, tuples once it is emitted (see __exit__)
+        self.tensors: list[tuple[str, str, Any]] | tuple[tuple[str, str, Any], ...] = []
         # (model, probs [rows, C], decisions or None)
-        self.preds: list[tuple[str, np.ndarray, np.ndarray | None]] = []
+        self.preds: list[tuple[str, Any, Any]] | tuple[tuple[str, Any, Any], ...] = []
         # (table, rows): rows the caller sent on purpose (feedback reports)
-        self.data: list[tuple[str, list[dict[str, Any]]]] = []
+        self.data: list[tuple[str, list[dict[str, Any]]]] | tuple[Any, ...] = []
         # (array given, its snapshot) of the last output: predictions of that same array
         # share the snapshot instead of copying it again
         self._last: tuple[Any, Any] | None = None
@@ -270,6 +271,14 @@ class Record:
         self.wall_ms = (_perf_ns() - self._t0) / 1e6
         self.cpu_ms = (_thread_ns() - self._c0) / 1e6
         self._last = None  # the caller's output array: not kept alive until the flush
+        # Tuples, not lists, while the record waits for the flush: the garbage collector
+        # stops tracking a tuple of strings and arrays at its first pass, so a buffered record
+        # is one tracked object instead of four or more (lists and dicts stay tracked), and the
+        # stub's collections stop walking the whole buffer again and again (issue 11,
+        # bench/results/i11j). A rec.* call after the block is dropped (_late).
+        self.tensors = tuple(self.tensors)
+        self.preds = tuple(self.preds)
+        self.data = tuple(self.data)
         if exc is not None:
             self.status = "error"
             self.error = _describe(exc)
@@ -279,14 +288,21 @@ class Record:
     def input(self, name: str, array: Any) -> None:
         """Record an input tensor (a numpy array; object/bytes arrays for strings)."""
         if self.keep:
-            self.tensors.append(("input", name, _snapshot(array)))
+            try:
+                self.tensors.append(("input", name, _snapshot(array)))
+            except AttributeError:
+                _late(self, "input", name)
 
     def output(self, name: str, array: Any) -> None:
         """Record an output tensor."""
         if self.keep:
             snap = _snapshot(array)
+            try:
+                self.tensors.append(("output", name, snap))
+            except AttributeError:
+                _late(self, "output", name)
+                return
             self._last = (array, snap)
-            self.tensors.append(("output", name, snap))
 
     def state(self, name: str, value: Any) -> None:
         """Record intermediate state the stage used: an array, or a mapping of arrays.
@@ -296,16 +312,25 @@ class Record:
         if not self.keep:
             return
         if isinstance(value, Mapping):
-            value = {str(k): _snapshot(v) for k, v in value.items()}
+            # one entry per key now (what the flush stores): a tuple holding a dict would stay
+            # tracked by the garbage collector until the flush, one of strings and an array
+            # does not
+            entries = [("state", f"{name}.{k}", _snapshot(v)) for k, v in value.items()]
         else:
-            value = _snapshot(value)
-        self.tensors.append(("state", name, value))
+            entries = [("state", name, _snapshot(value))]
+        try:
+            self.tensors.extend(entries)
+        except AttributeError:
+            _late(self, "state", name)
 
     def predictions(self, model: str, probs: Any, decisions: Any = None) -> None:
         """Record class probabilities per row (``[rows, classes]``), and decisions if any."""
         last = self._last
         snap = last[1] if last is not None and last[0] is probs else _snapshot(probs)
-        self.preds.append((model, snap, None if decisions is None else _snapshot(decisions)))
+        try:
+            self.preds.append((model, snap, None if decisions is None else _snapshot(decisions)))
+        except AttributeError:
+            _late(self, "predictions", model)
 
     def table_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Write ``rows`` (column name -> value) into spool table ``table``, whatever the policy.
@@ -313,7 +338,10 @@ class Record:
         For data a caller sends on purpose (the ``feedback`` model's actions and labels), not
         for instrumentation; the table's spool schema gives the types.
         """
-        self.data.append((table, list(rows)))
+        try:
+            self.data.append((table, list(rows)))
+        except AttributeError:
+            _late(self, "table_rows", table)
 
     def fail(self, message: str) -> None:
         """Mark the request failed with a handled error."""
@@ -327,6 +355,17 @@ class Record:
         ``gpu_ms`` NULL.
         """
         self.gpu_pending = pending
+
+
+def _late(rec: Record, call: str, name: str) -> None:
+    """A ``rec.*`` call after the ``with`` block: the record is already buffered; dropped."""
+    _LOG.warning(
+        "stagelog: %s: rec.%s(%r) after the request's with block ended (request %s); not recorded",
+        getattr(getattr(rec.logger, "identity", None), "model", "?"),
+        call,
+        name,
+        rec.request_id,
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -192,6 +193,43 @@ def test_logged_tensor_is_a_copy_taken_at_call_time(repo):
     log.close()
     (t,) = _tables(exporter)["stage_tensors"]
     assert t["values_f32"] == [0.0, 0.0, 0.0, 0.0] and t["values_f64"] == []
+
+
+def test_a_buffered_record_is_one_object_the_garbage_collector_tracks(repo):
+    """Records wait up to a flush period: their parts must not keep the stub's gc walking them."""
+    log, exporter = _open(repo)
+    probs = np.full((2, 3), 1 / 3, dtype=np.float32)
+    with log.request("r", rows=2) as rec:
+        rec.input("RAW", np.array([b"a", b"b"], dtype=object))
+        rec.state("card_state", {"mean": np.zeros(2), "count": np.ones(2)})
+        rec.output("PROBS", probs)
+        rec.predictions(model="mlp", probs=probs)
+    gc.collect()  # a pass stops tracking the tuples of strings and arrays,
+    gc.collect()  # the next the tuples that hold only those
+    parts = [rec.tensors, *rec.tensors, rec.preds, *rec.preds, rec.data]
+    assert [gc.is_tracked(part) for part in parts] == [False] * len(parts)
+    assert [name for _, name, _ in rec.tensors] == [
+        "RAW", "card_state.mean", "card_state.count", "PROBS",
+    ]  # fmt: skip
+    log.close()
+    tensors = {(t["direction"], t["name"]) for t in _tables(exporter)["stage_tensors"]}
+    assert ("state", "card_state.mean") in tensors and ("state", "card_state.count") in tensors
+
+
+def test_a_call_after_the_with_block_is_dropped_with_a_warning_not_raised(repo, caplog):
+    log, exporter = _open(repo)
+    with log.request("r", rows=1) as rec:
+        rec.input("X", np.zeros(1, dtype=np.float32))
+    rec.input("LATE", np.zeros(1))  # the record is already buffered
+    rec.output("LATE", np.zeros(1))
+    rec.state("LATE", {"k": np.zeros(1)})
+    rec.predictions(model="mlp", probs=np.ones((1, 3)))
+    rec.table_rows("feedback", [])
+    log.close()
+    assert sum("after the request's with block" in r.getMessage() for r in caplog.records) == 5
+    tables = _tables(exporter)
+    assert [t["name"] for t in tables["stage_tensors"]] == ["X"]
+    assert "predictions" not in tables
 
 
 def test_bytes_request_id_is_decoded(repo):
