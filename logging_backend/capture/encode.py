@@ -312,8 +312,6 @@ class _Flush:
             return None
         columns = _TensorColumns()
         for key, (ris, arrays) in groups.items():
-            if len(key) == 5:  # (li, direction, name, dtype, sub): the key of a state mapping
-                key = (key[0], key[1], f"{key[2]}.{key[4]}", key[3])
             try:
                 self._tensor_group(columns, key, ris, arrays)
             except Exception:
@@ -333,7 +331,8 @@ class _Flush:
         """The groups of the usual flush in C-level calls, or None when it is not usual.
 
         Usual: one model instance, and every record with the same tensors in the same order
-        (direction, name, dtype; a state mapping with the same keys), all numpy arrays. The
+        (direction, name, dtype), all numpy arrays (``Record.state`` stores a mapping as one
+        tensor per key already). The
         records' tensor lists are transposed (``zip``), so a group costs a few calls whatever
         its number of records; anything else (a failed request with fewer tensors, a sampled
         record without any, a device array) takes :meth:`_gathered_groups`, same result.
@@ -349,25 +348,17 @@ class _Flush:
             if len(heads) != 1:
                 return None
             ((direction, name),) = heads
-            values = list(map(_VALUE, column))
-            kinds = set(map(type, values))
-            if kinds == {np.ndarray}:
-                parts = [(None, values)]
-            elif kinds == {dict} and len(set(map(tuple, values))) == 1:
-                parts = [(sub, list(map(operator.itemgetter(sub), values))) for sub in values[0]]
-                if any(set(map(type, arrays)) != {np.ndarray} for _, arrays in parts):
-                    return None
-            else:
+            arrays = list(map(_VALUE, column))
+            if set(map(type, arrays)) != {np.ndarray}:
                 return None
-            for sub, arrays in parts:
-                dtypes = set(map(_DTYPE, arrays))
-                if len(dtypes) != 1:
-                    return None
-                (dtype,) = dtypes
-                key = (0, direction, name, dtype) + (() if sub is None else (sub,))
-                if key in groups:
-                    return None  # one name twice in a record: the general path merges them
-                groups[key] = (ris, arrays)
+            dtypes = set(map(_DTYPE, arrays))
+            if len(dtypes) != 1:
+                return None
+            (dtype,) = dtypes
+            key = (0, direction, name, dtype)
+            if key in groups:
+                return None  # one name twice in a record: the general path merges them
+            groups[key] = (ris, arrays)
         return groups
 
     def _gathered_groups(self) -> dict[tuple[Any, ...], tuple[list[int], list[Any]]]:
@@ -387,14 +378,6 @@ class _Flush:
                         group = groups[key] = ([], [])
                     group[0].append(ri)
                     group[1].append(value)
-                elif kind is dict and all(type(v) is np.ndarray for v in value.values()):
-                    for sub, arr in value.items():  # a state mapping: one tensor per key
-                        key = (li, direction, name, arr.dtype, sub)
-                        group = groups.get(key)
-                        if group is None:
-                            group = groups[key] = ([], [])
-                        group[0].append(ri)
-                        group[1].append(arr)
                 else:
                     self._gather_other(groups, ri, li, direction, name, value)
         return groups
