@@ -17,6 +17,8 @@ METRICS_PORT = "STAGELOG_METRICS_PORT"  # default: 8002
 TRITONSERVER = "STAGELOG_TRITONSERVER"  # default: PATH, then the nvidia-pytriton wheel
 LOGGING = "STAGELOG_LOGGING"  # default: on
 FLUSH_MS = "STAGELOG_FLUSH_MS"  # default: 1000 (sooner when a batch of 1,000 records fills)
+# A stage process's garbage collector gets room for the records its buffer holds (capture/batch)
+GC_ROOM = "STAGELOG_GC_ROOM"  # default: on
 SPOOL_BUDGET_MB = "STAGELOG_SPOOL_BUDGET_MB"  # default: 1024
 # Free space the spool leaves on its filesystem (the store and the collector's state need it);
 # the disk budget is min(SPOOL_BUDGET_MB, spool + free - SPOOL_MIN_FREE_MB).
@@ -136,6 +138,7 @@ class Settings:
     triton_metrics_ms: int = 5000
     alert_rules: str = ""  # "" = the shipped rule set (insights/alert_rules.toml)
     alert_interval_ms: int = 60_000
+    gc_room: bool = True  # raise a stage process's gc threshold by its buffer's objects
     # A secret: kept out of repr (logs, tracebacks, status); "" = the home's password file.
     query_password: str = field(default="", repr=False)
 
@@ -219,4 +222,5 @@ def load(
         alert_rules=get_str(ALERT_RULES, "", alert_rules),
         alert_interval_ms=get_int(ALERT_INTERVAL_MS, 60_000, alert_interval_ms),
         query_password=get_str(QUERY_PASSWORD, "", query_password),
+        gc_room=get_bool(GC_ROOM, True),
     )

@@ -40,7 +40,7 @@ from typing import Any
 
 from logging_backend import config
 from logging_backend.capture import arrows
-from logging_backend.capture.batch import BatchProcessor
+from logging_backend.capture.batch import BatchProcessor, make_gc_room
 from logging_backend.capture.exporter import SpoolExporter
 from logging_backend.capture.records import (
     MODEL_CARD,
@@ -310,6 +310,8 @@ class StageLog:
             name=f"stagelog-flush-{model}",
             on_drop=logger.drop_notices,
         )
+        if settings.gc_room:
+            make_gc_room(logger.processor.max_batch)
         # finalize() closes the log; should the process exit without it, drain at exit
         atexit.register(logger.close, 2.0)
         if not logger.instrumented:

@@ -12,6 +12,7 @@ import zlib
 import numpy as np
 import pytest
 
+from logging_backend.capture import batch
 from logging_backend.capture.batch import InMemoryExporter
 from logging_backend.capture.encode import _class_names, encode
 from logging_backend.capture.records import ModelLoad, Policy, PolicyNotice, Record, artifact_digest
@@ -214,6 +215,88 @@ def test_a_buffered_record_is_one_object_the_garbage_collector_tracks(repo):
     log.close()
     tensors = {(t["direction"], t["name"]) for t in _tables(exporter)["stage_tensors"]}
     assert ("state", "card_state.mean") in tensors and ("state", "card_state.count") in tensors
+
+
+# The arrows each stage of the pipeline records (model_repository/*/1/model.py), rows = 8.
+_ROWS = 8
+_PROBS = np.full((_ROWS, 3), 1 / 3, dtype=np.float32)
+_STAGE_CALLS = {
+    "preprocess": lambda rec: (
+        rec.input("RAW", np.array([[b"{}"]] * _ROWS, dtype=object)),
+        rec.output("REQUEST_ID", np.array([[b"r"]] * _ROWS, dtype=object)),
+        rec.output("PROCESSED", np.array([[b"{}"]] * _ROWS, dtype=object)),
+    ),
+    "features": lambda rec: (
+        rec.input("PROCESSED", np.array([[b"{}"]] * _ROWS, dtype=object)),
+        rec.state("card_state", {k: np.zeros(_ROWS) for k in "abcdefg"}),
+        rec.output("FEATURES", np.zeros((_ROWS, 45), dtype=np.float32)),
+    ),
+    "mlp": lambda rec: (
+        rec.input("FEATURES", np.zeros((_ROWS, 45), dtype=np.float32)),
+        rec.output("PROBS", _PROBS),
+        rec.predictions(model="mlp", probs=_PROBS),
+    ),
+    "aggregate": lambda rec: (
+        [rec.input(n, _PROBS) for n in ("MLP_PROBS", "FOREST_PROBS", "LOGREG_PROBS")],
+        rec.output("PROBABILITIES", _PROBS),
+        rec.output("DECISION", np.array([["approve"]] * _ROWS, dtype=object)),
+        rec.predictions(model="aggregate", probs=_PROBS, decisions=["approve"] * _ROWS),
+    ),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(_STAGE_CALLS))
+def test_a_buffered_record_of_each_stage_fits_the_room_the_gc_is_given(repo, monkeypatch, stage):
+    """make_gc_room counts GC_OBJECTS_PER_ITEM objects per record: what a stage's record holds."""
+    monkeypatch.setenv("STAGELOG_FLUSH_MS", "600000")  # nothing leaves the buffer meanwhile
+    log, _ = _open(repo)
+    n = 200
+    was_enabled = gc.isenabled()
+    gc.disable()  # no collection resets the count while it is read
+    try:
+        gc.collect()
+        before = gc.get_count()[0]
+        for i in range(n):
+            with log.request(f"r{i}", rows=_ROWS) as rec:
+                _STAGE_CALLS[stage](rec)
+        held = (gc.get_count()[0] - before) / n
+    finally:
+        if was_enabled:
+            gc.enable()
+    log.close()
+    assert 1 <= held <= batch.GC_OBJECTS_PER_ITEM, held
+
+
+def test_make_gc_room_raises_the_first_threshold_once_per_process(monkeypatch):
+    saved = gc.get_threshold()
+    monkeypatch.setattr(batch, "_gc_room", 0)
+    try:
+        gc.set_threshold(700, 10, 10)
+        room = 1000 * batch.GC_OBJECTS_PER_ITEM
+        assert batch.make_gc_room(1000) == 700 + room
+        assert batch.make_gc_room(1000) == 700 + room  # a second stage log: no more
+        assert batch.make_gc_room(10) == 700 + room  # a smaller one: the largest stands
+        assert gc.get_threshold() == (700 + room, 10, 10)
+        assert batch.make_gc_room(2000) == 700 + 2 * room  # from the host's own 700
+        gc.set_threshold(0, 10, 10)  # the host turned collection off: left so
+        assert batch.make_gc_room(5000) == 0 and gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*saved)
+
+
+@pytest.mark.parametrize(("setting", "raised"), [("on", True), ("off", False)])
+def test_a_stage_log_gives_the_gc_room_unless_told_not_to(repo, monkeypatch, setting, raised):
+    saved = gc.get_threshold()
+    monkeypatch.setattr(batch, "_gc_room", 0)
+    monkeypatch.setenv("STAGELOG_GC_ROOM", setting)
+    try:
+        gc.set_threshold(700, 10, 10)
+        log, _ = _open(repo)
+        log.close()
+        room = batch.DEFAULT_MAX_BATCH * batch.GC_OBJECTS_PER_ITEM
+        assert gc.get_threshold()[0] == (700 + room if raised else 700)
+    finally:
+        gc.set_threshold(*saved)
 
 
 def test_a_call_after_the_with_block_is_dropped_with_a_warning_not_raised(repo, caplog):
