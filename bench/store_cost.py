@@ -124,15 +124,19 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
                 if variant == "no-preds" and table == "predictions":
                     continue
                 t0 = time.thread_time()
-                client.insert_arrow(f"stagelog.{table}", pa.concat_tables(parts), settings=settings)
+                store.insert_arrow(
+                    client, f"stagelog.{table}", pa.concat_tables(parts), settings=settings
+                )  # the collector's way (shipper._insert_part)
                 per_table[table] = per_table.get(table, 0.0) + time.thread_time() - t0
             # the collector's cadence: one cycle a second
             time.sleep(max(0.0, 1.0 - (time.monotonic() - cycle_started)))
+        rollup0 = time.process_time()
         if variant in ("current", "no-preds", "merge-base-5", "no-stats", "one-thread", "lz4"):
             rollups.run_once(client)
         elif variant == "event-views":  # the views made those two
             hourly = tuple(r for r in rollups.ROLLUPS if r.source != "stage_events")
             rollups.run_once(client, hourly)
+        rollup_cpu = time.process_time() - rollup0
         time.sleep(settle)
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - wall0
@@ -146,6 +150,8 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
         "variant": variant,
         "cpu_us_per_request": cpu / total * 1e6,
         "insert_thread_us_per_request": {t: v / total * 1e6 for t, v in sorted(per_table.items())},
+        # the batch rollups' run at the end, the whole process (merges running meanwhile too)
+        "rollup_us_per_request": rollup_cpu / total * 1e6,
         "wall_s": wall,
         "active_parts": parts,
         "disk_bytes_per_request": disk / total,
@@ -197,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"parts {res['active_parts']:4d}  disk {res.get('disk_bytes_per_request', 0):6.0f} "
                 f"B/request  insert thread: "
                 + ", ".join(f"{t} {v:.0f}" for t, v in res["insert_thread_us_per_request"].items())
+                + f"  rollups {res['rollup_us_per_request']:.0f}"
             )
             lines.append(line)
             print(line, flush=True)
