@@ -1,13 +1,13 @@
 """Stub CPU by symbol, off vs spool, in us per answered request (perf at 999 Hz: a sample ~1 ms).
 
-Input: off-sym.txt / spool-sym.txt (`perf report -n --no-children --sort dso,sym` of perfstub.py's
+Input: off-sym.txt.xz / spool-sym.txt.xz (`perf report -n --no-children --sort dso,sym` of perfstub.py's
 recordings); the request counts are perfstub.py's printed sent_ok (2709 off, 1964 spool).
 """
-import sys
+import lzma, sys
 N = {"off": int(sys.argv[1]) if len(sys.argv) > 1 else 2709, "spool": int(sys.argv[2]) if len(sys.argv) > 2 else 1964}
 def load(m):
     d = {}
-    for line in open(f"{m}-sym.txt"):
+    for line in lzma.open(f"{m}-sym.txt.xz", "rt"):  # kept xz-compressed
         parts = line.split()
         if len(parts) < 4 or not parts[1].isdigit():
             continue
