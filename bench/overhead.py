@@ -118,6 +118,7 @@ class Mode:
     offset_ms: int | None = None  # STAGELOG_COLLECT_OFFSET_MS (None: the default)
     pause_collector: bool = False  # SIGSTOP the collector during the window, SIGCONT after
     collector_nice: int | None = None  # every thread of the collector reniced to this after start
+    env: tuple[tuple[str, str], ...] = ()  # more STAGELOG_* settings of this stack alone
 
 
 MODES: dict[str, Mode] = {
@@ -147,6 +148,12 @@ MODES: dict[str, Mode] = {
     "nice": Mode(
         "nice", "(b-) full logging, collector at nice 10", logging=True, collector_nice=10
     ),
+    "nogcroom": Mode(
+        "nogcroom",
+        "(b0) full logging, no gc room (GC_ROOM off)",
+        logging=True,
+        env=((config.GC_ROOM, "off"),),
+    ),  # fmt: skip
     "sampled": Mode("sampled", "(c) sampled policy", logging=True, policy="sampled"),
     "summary": Mode("summary", "(c') summary policy", logging=True, policy="summary"),
     "trace": Mode("trace", "(d) off + Triton trace TENSORS rate=1", logging=False, trace=True),
@@ -552,7 +559,9 @@ def start(mode: Mode, home: Path, args: argparse.Namespace) -> ModeStack:
     extra = trace_args(trace_dir, args.trace_log_frequency) if mode.trace else []
     started = time.monotonic()
     # The launcher hands its environment to the collector; only this stack's gets the override.
-    saved = {v: os.environ.get(v) for v in (config.COLLECT_INTERVAL_MS, config.COLLECT_OFFSET_MS)}
+    overridden = (config.COLLECT_INTERVAL_MS, config.COLLECT_OFFSET_MS, *(k for k, _ in mode.env))
+    saved = {v: os.environ.get(v) for v in overridden}
+    os.environ.update(dict(mode.env))
     if mode.collect_ms:
         os.environ[config.COLLECT_INTERVAL_MS] = str(mode.collect_ms)
     if mode.offset_ms is not None:
