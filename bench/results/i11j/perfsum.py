@@ -5,7 +5,7 @@ from collections import defaultdict
 blocks = []
 tag = ""
 for line in open(sys.argv[1]):
-    if line.startswith("["):
+    if line.startswith("[") or line.startswith("### "):
         tag = line.strip() + " "
     elif " requests in " in line:
         blocks.append([tag + line.split(":")[0], defaultdict(float), line.split("(")[1].split(")")[0]])

@@ -6,7 +6,7 @@ for rep in 1 2 3; do
   for c in stop run; do
     for room in off on; do
       echo "### rep $rep collector $c gc_room $room"
-      STAGELOG_GC_ROOM=$room .venv/bin/python bench/results/i11k/perfdiff.py 32 20 full $c /tmp/perfdiff-gcroom-$room-$c.data
+      STAGELOG_GC_ROOM=$room .venv/bin/python bench/results/i11j/perfdiff.py 32 20 full $c /tmp/perfdiff-gcroom-$room-$c.data
     done
   done
 done
