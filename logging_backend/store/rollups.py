@@ -40,9 +40,9 @@ log = logging.getLogger("stagelog.rollups")
 
 SQL_DIR = Path(__file__).with_name("rollup_sql")
 PROGRESS = f"{DATABASE}.rollup_progress"
-DEFAULT_INTERVAL_MS = 60_000
 # Ranges on record per rollup and partition beyond which they are folded into one (one DELETE
-# of a few hundred rows; at a run a minute, about every 1.5 hours of load).
+# of a few hundred rows; at a run every 20 s, STAGELOG_ROLLUP_INTERVAL_MS's default, about every
+# half hour of load).
 COMPACT_RANGES = 100
 
 
