@@ -30,7 +30,7 @@ DEFAULT_MAX_BATCH = 1000  # Langfuse's anchor: 1,000 rows or 1 s, whichever come
 
 # Objects the garbage collector counts for one buffered record at most: the Record, its tuples
 # of tensors and predictions and one tuple per entry (the pipeline's busiest stage, features,
-# holds 12; tests/unit/capture/test_batch.py measures the stages' records).
+# holds 11; tests/unit/capture/test_stage_logger.py measures the stages' records).
 GC_OBJECTS_PER_ITEM = 16
 
 _gc_lock = threading.Lock()
@@ -43,7 +43,7 @@ def make_gc_room(items: int) -> int:
     CPython collects its youngest generation whenever the container objects allocated and not
     yet freed since the last collection exceed that threshold (700). Records waiting for the
     flush are such objects, alive by design until the flush frees them all at once: without
-    room for them the stage process ran collections that found nothing to free, 17-24 us of
+    room for them the stage process ran collections that found nothing to free, 17-20 us of
     CPU per request over the six stages at 32 in flight, and a full collection of the model's
     whole heap (~60 ms) every 20 s or so (issue 11, bench/results/i11k). With room, the
     process's own garbage is collected as often as before. Once per process, whatever the
