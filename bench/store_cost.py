@@ -22,6 +22,9 @@ whole time, and how many active parts are left. Each variant runs in a fresh pro
   engine's default is one thread per core for parsing and writing a part).
 - ``lz4``:         current with every column of the three request tables that has ``CODEC(ZSTD)``
   (values, digests, errors, maps, timestamps) on ``LZ4`` instead (the engine's default codec).
+- ``no-bloom``:    current without the ``request_id`` bloom-filter index of the three request
+  tables (``idx_request_id``, ``bloom_filter(0.001)``: about ten hashes per row and insert).
+- ``bloom-01``:    current with that index as ``bloom_filter(0.01)`` (about seven hashes).
 - ``no-stats``:    current with ``auto_statistics_types = ''`` on every stagelog MergeTree table
   (the engine's default, ``basic, uniq_v2``, builds column statistics on every merge).
 
@@ -52,6 +55,8 @@ VARIANTS = (
     "no-stats",
     "one-thread",
     "lz4",
+    "no-bloom",
+    "bloom-01",
 )
 LZ4_TABLES = ("stage_events", "stage_tensors", "predictions")
 EVENT_VIEWS = ("request_index_mv", "stage_latency_1m_mv")  # on stage_events until 0092
@@ -109,6 +114,14 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
                             f"ALTER TABLE stagelog.{table} MODIFY COLUMN `{name}` {typ} "
                             f"CODEC({delta}LZ4)"
                         )
+        elif variant in ("no-bloom", "bloom-01"):
+            for table in LZ4_TABLES:
+                client.command(f"ALTER TABLE stagelog.{table} DROP INDEX idx_request_id")
+                if variant == "bloom-01":
+                    client.command(
+                        f"ALTER TABLE stagelog.{table} ADD INDEX idx_request_id request_id "
+                        "TYPE bloom_filter(0.01) GRANULARITY 1"
+                    )
         elif variant == "event-views":
             for statement in event_view_ddl():
                 client.command(statement)
@@ -131,7 +144,10 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
             # the collector's cadence: one cycle a second
             time.sleep(max(0.0, 1.0 - (time.monotonic() - cycle_started)))
         rollup0 = time.process_time()
-        if variant in ("current", "no-preds", "merge-base-5", "no-stats", "one-thread", "lz4"):
+        if variant in (
+            "current", "no-preds", "merge-base-5", "no-stats", "one-thread", "lz4", "no-bloom",
+            "bloom-01",
+        ):
             rollups.run_once(client)
         elif variant == "event-views":  # the views made those two
             hourly = tuple(r for r in rollups.ROLLUPS if r.source != "stage_events")

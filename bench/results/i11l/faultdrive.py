@@ -60,7 +60,7 @@ for key, (mn, mj, ut, stt) in b.items():
     stage, pid, tid, comm = key
     d = [mn - a[key][0], mj - a[key][1], (ut - a[key][2]) / TICK * 1e6 / n, (stt - a[key][3]) / TICK * 1e6 / n]
     if d[2] + d[3] == 0 and d[0] == 0: continue
-    role = "main" if tid == pid else "other threads"
+    role = "main" if tid == pid else ("flush" if comm.startswith("sl-flush") else "other threads")
     g = agg.setdefault((stage, role), [0, 0, 0.0, 0.0])
     for i in range(4): g[i] += d[i]
 tot = [0, 0, 0.0, 0.0]
