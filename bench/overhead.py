@@ -67,6 +67,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import lzma
 import math
 import os
 import platform
@@ -920,7 +921,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="also write the text report here")
     parser.add_argument(
         "--report", type=Path,
-        help="print the summary of an earlier run's --json file (nothing is run)",
+        help="print the summary of an earlier run's --json file, .json.xz too (nothing is run)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every run as JSON here")
     args = parser.parse_args(argv)
@@ -978,8 +979,12 @@ def _upgrade(run: dict) -> dict:
 
 
 def report_json(path: Path) -> int:
-    """Print the summary tables of a ``--json`` file written by an earlier run."""
-    doc = json.loads(path.read_text())
+    """Print the summary tables of a ``--json`` file written by an earlier run.
+
+    A ``.json.xz`` file is read too: the kept run records are xz-compressed (bench/RESULTS.md).
+    """
+    raw = lzma.decompress(path.read_bytes()) if path.suffix == ".xz" else path.read_bytes()
+    doc = json.loads(raw)
     args = parse_args(doc["argv"])
     runs = [Run(**_upgrade(run)) for run in doc["runs"]]
     crashes = [tuple(c) for c in doc.get("crashes", [])]

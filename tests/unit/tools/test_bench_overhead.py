@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import lzma
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -148,6 +149,10 @@ def test_report_reprints_a_json_run_with_paired_ratios(
     out = capsys.readouterr().out
     full = next(line for line in out.splitlines() if line.startswith("full "))
     assert " 0.850 " in full  # paired: median of 0.8 and 0.9
+    xz = tmp_path / "run.json.xz"  # the kept run records are xz-compressed
+    xz.write_bytes(lzma.compress(path.read_bytes()))
+    assert overhead.main(["--report", str(xz)]) == 0
+    assert capsys.readouterr().out.replace(str(xz), str(path)) == out
 
 
 def test_summary_pools_freshness_and_subtracts_the_servers_cpu_of_off() -> None:
