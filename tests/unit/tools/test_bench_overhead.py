@@ -181,3 +181,16 @@ def test_a_report_of_an_older_file_reads_its_freshness_as_polled(tmp_path: Path,
     runs = [overhead.Run(**overhead._upgrade(r)) for r in doc["runs"]]
     assert runs[1].poll_freshness_s == [1.0, 2.0] and runs[1].freshness_s == []
     assert overhead.main(["--report", str(path)]) == 0
+
+
+def test_the_summary_says_what_the_trace_target_asks_of_full_over_off(tmp_path: Path, capsys):
+    """1.25x a trace that costs 16 % is more than logging off's throughput: the report says so."""
+    runs = [_run("off", 100, 10), _run("full", 88, 11, lost=0), _run("trace", 84, 12)]
+    doc = {"argv": ["--modes", "off,full,trace", "--repetitions", "1"],
+           "runs": [asdict(r) for r in runs], "summary": []}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    assert overhead.main(["--report", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    line = next(x for x in lines if x.startswith("Triton trace / off"))
+    assert "0.840x" in line and "full / off >= 1.050" in line and "or more" in line
