@@ -58,7 +58,8 @@ VARIANTS = (
     "no-bloom",
     "bloom-01",
 )
-LZ4_TABLES = ("stage_events", "stage_tensors", "predictions")
+REQUEST_TABLES = ("stage_events", "stage_tensors", "predictions")
+NO_ROLLUP_JOB = ("views", "no-views")  # every other variant runs the batch rollup job
 EVENT_VIEWS = ("request_index_mv", "stage_latency_1m_mv")  # on stage_events until 0092
 
 
@@ -103,7 +104,7 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
             ).result_rows:
                 client.command(f"ALTER TABLE stagelog.{name} MODIFY SETTING {change}")
         elif variant == "lz4":
-            for table in LZ4_TABLES:
+            for table in REQUEST_TABLES:
                 for name, typ, codec in client.query(
                     "SELECT name, type, compression_codec FROM system.columns "
                     f"WHERE database = 'stagelog' AND table = '{table}'"
@@ -115,7 +116,7 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
                             f"CODEC({delta}LZ4)"
                         )
         elif variant in ("no-bloom", "bloom-01"):
-            for table in LZ4_TABLES:
+            for table in REQUEST_TABLES:
                 client.command(f"ALTER TABLE stagelog.{table} DROP INDEX idx_request_id")
                 if variant == "bloom-01":
                     client.command(
@@ -144,14 +145,11 @@ def one_variant(variant: str, requests: int, rows: int, cycles: int, settle: flo
             # the collector's cadence: one cycle a second
             time.sleep(max(0.0, 1.0 - (time.monotonic() - cycle_started)))
         rollup0 = time.process_time()
-        if variant in (
-            "current", "no-preds", "merge-base-5", "no-stats", "one-thread", "lz4", "no-bloom",
-            "bloom-01",
-        ):
-            rollups.run_once(client)
-        elif variant == "event-views":  # the views made those two
+        if variant == "event-views":  # the views made those two
             hourly = tuple(r for r in rollups.ROLLUPS if r.source != "stage_events")
             rollups.run_once(client, hourly)
+        elif variant not in NO_ROLLUP_JOB:
+            rollups.run_once(client)
         rollup_cpu = time.process_time() - rollup0
         time.sleep(settle)
         cpu = time.process_time() - cpu0
